@@ -1,0 +1,16 @@
+"""Built-in attacks, registered through the same hook as any plugin's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from robustbench_lite.attacks.fgsm import FGSM
+from robustbench_lite.attacks.pgd import PGD
+from robustbench_lite.hookspecs import hookimpl
+
+
+@hookimpl
+def register_attacks(register: Callable[[Any], None]) -> None:
+    register(FGSM)
+    register(PGD)

@@ -1,0 +1,50 @@
+"""Option parsing shared by commands that load models and data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import torch
+
+
+def parse_floats(text: str | None, option: str) -> list[float] | None:
+    """``"0.5,0.5,0.5"`` → ``[0.5, 0.5, 0.5]``."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers",
+                                 param_hint=option) from exc
+
+
+def parse_json_object(text: str | None, option: str) -> dict[str, Any]:
+    """A JSON object such as ``{"num_classes": 100}``."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{text!r} is not valid JSON ({exc.msg})",
+                                 param_hint=option) from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object such as '{\"num_classes\": 100}'",
+                                 param_hint=option)
+    return value
+
+
+def resolve_device(text: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError as exc:
+        raise click.BadParameter(f"{text!r} is not a device; use auto, cpu or cuda[:N]",
+                                 param_hint="--device") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine; use --device cpu",
+                                 param_hint="--device")
+    return device

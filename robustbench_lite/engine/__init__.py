@@ -1,0 +1,1 @@
+"""The engine: runs attack x threat-model cells batch by batch and scores them."""

@@ -1,0 +1,76 @@
+"""The library's error hierarchy.
+
+The library raises these; the CLI turns them into one clear line and a non-zero exit code.
+Every message names the problem and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class RobustbenchError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class UnknownNameError(RobustbenchError, KeyError):
+    """A name (attack, dataset, architecture, ...) that no plugin registered."""
+
+    kind = "name"
+
+    def __init__(self, name: str, choices: Iterable[str]) -> None:
+        self.name = name
+        self.choices = sorted(choices)
+        listed = ", ".join(self.choices) if self.choices else "(none registered)"
+        super().__init__(f"unknown {self.kind} {name!r}; choose one of: {listed}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownAttackError(UnknownNameError):
+    kind = "attack"
+
+
+class UnknownDatasetError(UnknownNameError):
+    kind = "dataset"
+
+
+class UnknownArchitectureError(UnknownNameError):
+    kind = "architecture"
+
+
+class UnknownAdapterError(UnknownNameError):
+    kind = "model format"
+
+
+class PluginError(RobustbenchError):
+    """A plugin failed to load or registered something invalid; the message names it."""
+
+
+class ModelLoadError(RobustbenchError):
+    """A model file is missing, corrupt, not a model, or does not match its architecture."""
+
+
+class UntrustedModelError(ModelLoadError):
+    """Loading the file would execute arbitrary code and the user did not opt in."""
+
+
+class ModelDataMismatchError(RobustbenchError):
+    """The model and the dataset disagree (input shape, class count)."""
+
+
+class NonFiniteOutputError(RobustbenchError):
+    """The model returned NaN or infinite logits."""
+
+
+class DatasetError(RobustbenchError):
+    """A dataset file or folder is missing, malformed or inconsistent."""
+
+
+class ThreatModelError(RobustbenchError, ValueError):
+    """An invalid threat model (unknown norm, negative eps, unsupported by an attack)."""
+
+
+class AttackError(RobustbenchError):
+    """An attack could not run (bad parameters, unsupported threat model)."""

@@ -1,0 +1,74 @@
+"""Every hook of robustbench_lite, with its contract.
+
+Plugins implement these with ``@robustbench_lite.hookimpl`` and are found through the
+entry-point group ``robustbench_lite``. The built-in architectures, adapters, datasets and
+attacks are registered through these same hooks (see ``robustbench_lite.builtin``).
+
+Catalogue hooks receive a ``register`` callback. Call it once per object; the host checks the
+type and that the name is not taken, and names the offending plugin in its error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+PROJECT_NAME = "robustbench_lite"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# ---------------------------------------------------------------- catalogue hooks
+
+
+@hookspec
+def register_architectures(register: Callable[[Any], None]) -> None:
+    """Register model architectures.
+
+    Call ``register(arch)`` with a `robustbench_lite.models.architecture.Architecture`
+    instance for each one. Its ``name`` is what users pass to ``--arch``.
+    """
+
+
+@hookspec
+def register_model_adapters(register: Callable[[Any], None]) -> None:
+    """Register model-file adapters.
+
+    Call ``register(AdapterClass)`` with a subclass of
+    `robustbench_lite.models.adapter.ModelAdapter`. When loading a file, adapters from
+    third-party plugins are asked first (``detect``), the built-ins last.
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[[Any], None]) -> None:
+    """Register dataset sources.
+
+    Call ``register(SourceClass)`` with a subclass of
+    `robustbench_lite.data.source.DatasetSource`. Its ``name`` is what users pass to
+    ``--data`` (or ``--data NAME:PATH``).
+    """
+
+
+@hookspec
+def register_attacks(register: Callable[[Any], None]) -> None:
+    """Register attacks.
+
+    Call ``register(AttackClass)`` with a subclass of `robustbench_lite.attacks.base.Attack`.
+    Its ``name`` is what users pass to ``--attack``; it must be constructible with no
+    arguments (hyperparameters are keyword-only with defaults).
+    """
+
+
+# ---------------------------------------------------------------- command-line hooks
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add sub-commands to the ``robust`` command group, e.g. with ``@cli.command()``."""

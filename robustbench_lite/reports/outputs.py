@@ -1,0 +1,28 @@
+"""Write an audit's output files atomically: a failure never leaves a half-written file in
+place of a previous good one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from robustbench_lite.atomic import atomic_write_text
+from robustbench_lite.reports.render import render_html
+from robustbench_lite.results import AuditResult
+
+
+def write_outputs(result: AuditResult, out_dir: Path) -> dict[str, Path]:
+    """Render everything first, then write ``report.html``, ``results.json`` and
+    ``cells.csv`` into ``out_dir``. Returns the paths by kind."""
+    contents = {
+        "report": ("report.html", render_html(result)),
+        "results": ("results.json", json.dumps(result.to_dict(), indent=2, allow_nan=False)
+                    + "\n"),
+        "cells": ("cells.csv", result.cells_frame().to_csv(index=False)),
+    }
+    paths = {}
+    for kind, (filename, text) in contents.items():
+        path = out_dir / filename
+        atomic_write_text(path, text)
+        paths[kind] = path
+    return paths

@@ -1,0 +1,129 @@
+"""`AuditResult`: everything a report needs, as plain JSON-serialisable data.
+
+``to_dict`` produces ``results.json`` (schema version `SCHEMA_VERSION`, documented in
+``docs/results-schema.md``); ``from_dict`` reads it back so reports can be re-rendered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    sha256: str
+    format: str
+    trusted: bool
+    architecture: str | None
+    num_classes: int
+    input_shape: list[int]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataInfo:
+    name: str
+    sha256: str
+    n_samples: int
+    source: str
+    family: str
+    class_names: list[str]
+
+
+@dataclass
+class CellResult:
+    """One attack at one threat model. ``accuracy`` is None when the cell failed or was
+    skipped (``error``/``skipped`` say why)."""
+
+    attack: str
+    params: dict[str, Any]
+    norm: str
+    eps: float
+    targeted: bool
+    accuracy: float | None
+    success_rate: float | None
+    n_samples: int
+    mean_distance: float | None
+    max_distance: float | None
+    queries: int
+    seconds: float
+    violations: int = 0
+    violation_details: list[str] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class ThreatSummary:
+    """Worst case at one threat model: per sample, robust only if every attack failed."""
+
+    norm: str
+    eps: float
+    accuracy: float
+    attacks: list[str]
+
+
+@dataclass
+class RunInfo:
+    seed: int
+    device: str
+    batch_size: int
+    command: str
+    started: str
+    seconds: float
+    versions: dict[str, str]
+    plugins: list[dict[str, str | None]]
+
+
+@dataclass
+class AuditResult:
+    model: ModelInfo
+    data: DataInfo
+    clean_accuracy: float
+    cells: list[CellResult]
+    robust_accuracy: list[ThreatSummary]
+    run: RunInfo
+    transfer: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AuditResult:
+        return cls(
+            model=ModelInfo(**raw["model"]),
+            data=DataInfo(**raw["data"]),
+            clean_accuracy=raw["clean_accuracy"],
+            cells=[CellResult(**cell) for cell in raw["cells"]],
+            robust_accuracy=[ThreatSummary(**row) for row in raw["robust_accuracy"]],
+            run=RunInfo(**raw["run"]),
+            transfer=list(raw.get("transfer", [])),
+            checks=list(raw.get("checks", [])),
+        )
+
+    def cells_frame(self) -> pd.DataFrame:
+        """One row per cell (attack x threat model)."""
+        columns = [f.name for f in fields(CellResult) if f.name != "violation_details"]
+        rows = [{name: getattr(cell, name) for name in columns} for cell in self.cells]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["params"] = frame["params"].map(lambda params: ", ".join(
+            f"{key}={value}" for key, value in params.items()))
+        return frame
+
+    def accuracy_table(self) -> pd.DataFrame:
+        """Adversarial accuracy: one row per attack, one column per threat model, plus the
+        worst-case row."""
+        frame = self.cells_frame()
+        frame["threat"] = frame["norm"] + " " + frame["eps"].map(lambda eps: f"{eps:g}")
+        table = frame.pivot_table(index="attack", columns="threat", values="accuracy",
+                                  aggfunc="first", sort=False)
+        worst = {f"{row.norm} {row.eps:g}": row.accuracy for row in self.robust_accuracy}
+        table.loc["worst case"] = pd.Series(worst)
+        return table

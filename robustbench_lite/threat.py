@@ -1,0 +1,134 @@
+"""Threat models: which perturbations an adversary may apply.
+
+A threat model is a norm ball of radius ``eps`` around the clean image, intersected with the
+pixel box ``[lower, upper]`` (``[0, 1]`` by default: attacks work in pixel space).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+from fractions import Fraction
+
+import torch
+
+from robustbench_lite.errors import ThreatModelError
+
+#: Absolute float tolerance when checking that an adversarial example is inside the ball.
+#: Projections in float32 can overshoot the radius by a few ulps; 1e-5 is far below any
+#: perturbation that could change a prediction and far above float32 rounding at eps <= 10.
+CONTAINS_TOLERANCE = 1e-5
+
+
+class Norm(str, Enum):
+    """Perturbation norms."""
+
+    LINF = "linf"
+    L2 = "l2"
+    L1 = "l1"
+
+    @classmethod
+    def parse(cls, text: str) -> Norm:
+        key = text.strip().lower().replace("_", "").replace("-", "")
+        aliases = {"linf": cls.LINF, "inf": cls.LINF, "l2": cls.L2, "2": cls.L2, "l1": cls.L1}
+        if key not in aliases:
+            valid = ", ".join(n.value for n in cls)
+            raise ThreatModelError(f"unknown norm {text!r}; choose one of: {valid}")
+        return aliases[key]
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """A norm ball of radius ``eps`` inside the pixel box ``[lower, upper]``.
+
+    ``eps`` may be 0 (the clean point only); it may not be negative or non-finite.
+    """
+
+    norm: Norm
+    eps: float
+    targeted: bool = False
+    lower: float = 0.0
+    upper: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.norm, Norm):
+            object.__setattr__(self, "norm", Norm.parse(str(self.norm)))
+        if not math.isfinite(self.eps) or self.eps < 0:
+            raise ThreatModelError(f"eps must be a finite number >= 0, got {self.eps}")
+        if not self.lower < self.upper:
+            raise ThreatModelError(f"pixel bounds must satisfy lower < upper, got "
+                                   f"[{self.lower}, {self.upper}]")
+
+    @property
+    def label(self) -> str:
+        """Short readable form, e.g. ``linf eps=0.1``."""
+        prefix = "targeted " if self.targeted else ""
+        return f"{prefix}{self.norm.value} eps={self.eps:g}"
+
+    def distances(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample perturbation size in this threat model's norm."""
+        delta = (x_adv - x).flatten(1).to(torch.float64)
+        if self.norm is Norm.LINF:
+            return delta.abs().amax(dim=1) if delta.shape[1] else delta.new_zeros(len(delta))
+        order = 2 if self.norm is Norm.L2 else 1
+        sizes: torch.Tensor = torch.linalg.vector_norm(delta, ord=order, dim=1)
+        return sizes
+
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Return the point of the ball ∩ box closest to ``x_adv`` (exact for Linf, L2 then
+        clipped for L2, a feasible shrink for L1)."""
+        delta = x_adv - x
+        if self.norm is Norm.LINF:
+            delta = delta.clamp(-self.eps, self.eps)
+        else:
+            size = self.distances(x_adv, x).to(delta.dtype).clamp_min(1e-12)
+            factor = (self.eps / size).clamp(max=1.0).view(-1, *([1] * (delta.dim() - 1)))
+            delta = delta * factor
+        return (x + delta).clamp(self.lower, self.upper)
+
+    def contains(self, x_adv: torch.Tensor, x: torch.Tensor,
+                 tolerance: float = CONTAINS_TOLERANCE) -> torch.Tensor:
+        """Per-sample boolean: inside the eps-ball and the pixel box, up to ``tolerance``."""
+        in_ball = self.distances(x_adv, x) <= self.eps + tolerance
+        flat = x_adv.flatten(1)
+        in_box = (flat >= self.lower - tolerance).all(dim=1) & (
+            flat <= self.upper + tolerance).all(dim=1)
+        return in_ball & in_box
+
+
+_EPS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$")
+
+
+def parse_eps(text: str) -> float:
+    """Parse ``0.1``, ``1e-2`` or a fraction like ``8/255``; reject anything else."""
+    match = _EPS_RE.match(text)
+    if not match:
+        raise ThreatModelError(f"cannot read eps {text!r}: write a decimal (0.03) or a "
+                               "fraction (8/255)")
+    numerator, denominator = match.groups()
+    if denominator is None:
+        return float(numerator)
+    if float(denominator) == 0:
+        raise ThreatModelError(f"eps {text!r} divides by zero")
+    return float(Fraction(numerator) / Fraction(denominator))
+
+
+def parse_threat_spec(spec: str, *, allow_zero: bool = False) -> list[ThreatModel]:
+    """Parse ``NORM:EPS[,EPS...]`` (e.g. ``linf:0.1,8/255``) into threat models.
+
+    User-facing: eps must be strictly positive unless ``allow_zero``.
+    """
+    norm_text, sep, eps_text = spec.partition(":")
+    if not sep or not eps_text.strip():
+        raise ThreatModelError(f"threat {spec!r} must look like NORM:EPS[,EPS...], "
+                               "e.g. linf:0.1,8/255 or l2:1.0")
+    norm = Norm.parse(norm_text)
+    threats = []
+    for part in eps_text.split(","):
+        eps = parse_eps(part)
+        if eps < 0 or (eps == 0 and not allow_zero):
+            raise ThreatModelError(f"eps must be greater than 0, got {part.strip()} in {spec!r}")
+        threats.append(ThreatModel(norm, eps))
+    return threats

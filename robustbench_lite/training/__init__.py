@@ -1,0 +1,1 @@
+"""Training: the deterministic loop behind ``robust train`` (and, later, hardening)."""
