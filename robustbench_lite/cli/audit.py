@@ -5,8 +5,10 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+import torch
 
 from robustbench_lite.attacks.spec import build_attack
 from robustbench_lite.catalogue import Catalogue, catalogue_for
@@ -96,9 +98,9 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     --trust-model). Writes report.html, results.json and cells.csv into --out.
     """
     configure_output(quiet)
+    target, kwargs, mean_values, std_values = _parse_options(device, arch_kwargs, mean, std)
     manager = default_plugin_manager()
     catalogue = catalogue_for(manager)
-    target = resolve_device(device)
     bundled = _bundled_model(model, catalogue)
     data = load_dataset(data_spec or (bundled.dataset if bundled and bundled.dataset
                                       else DEFAULT_DATASET), catalogue, split).subset(n_samples)
@@ -118,8 +120,8 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         path, display_name = Path(model), name
     robust_model = load_model(
         path, catalogue=catalogue, input_shape=data.input_shape, arch=arch,
-        arch_kwargs=parse_json_object(arch_kwargs, "--arch-kwargs"), trust_model=trust_model,
-        mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"), name=display_name,
+        arch_kwargs=kwargs, trust_model=trust_model, mean=mean_values, std=std_values,
+        name=display_name,
         num_classes=data.num_classes, format_name=format_name,
     ).to(target)
     check_model_on_data(robust_model, data)
@@ -133,6 +135,17 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         _print_summary(result)
     click.echo(f"Report:  {paths['report'].resolve()}")
     click.echo(f"Results: {paths['results'].resolve()}")
+
+
+def _parse_options(device: str, arch_kwargs: str | None, mean: str | None, std: str | None
+                   ) -> tuple[torch.device, dict[str, Any], list[float] | None,
+                              list[float] | None]:
+    """Parse option values before any work, so that a bad one fails at once with one line."""
+    try:
+        return (resolve_device(device), parse_json_object(arch_kwargs, "--arch-kwargs"),
+                parse_floats(mean, "--mean"), parse_floats(std, "--std"))
+    except click.BadParameter as exc:
+        raise click.ClickException(exc.format_message()) from exc
 
 
 def _print_summary(result: AuditResult) -> None:

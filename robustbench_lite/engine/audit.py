@@ -44,6 +44,11 @@ class AuditSettings:
     command: str = ""
 
 
+def fraction(mask: torch.Tensor) -> float:
+    """Exact fraction of True entries (count / total, not a float32 mean)."""
+    return int(mask.sum()) / len(mask) if len(mask) else 0.0
+
+
 @torch.no_grad()
 def clean_predictions(model: RobustModel, data: EvalData, batch_size: int) -> torch.Tensor:
     """Predicted labels on clean data; fails clearly on NaN or infinite logits."""
@@ -98,7 +103,7 @@ def run_cell(model: RobustModel, data: EvalData, correct: torch.Tensor, attack: 
     all_distances = torch.cat(distances) if distances else torch.zeros(0)
     n_correct = int(correct.sum())
     return replace(
-        empty, accuracy=float(robust.float().mean()),
+        empty, accuracy=fraction(robust),
         success_rate=1 - int(robust.sum()) / n_correct if n_correct else None,
         mean_distance=float(all_distances.mean()) if len(all_distances) else None,
         max_distance=float(all_distances.max()) if len(all_distances) else None,
@@ -129,7 +134,7 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
             logger.info("%-8s %-18s accuracy %s", attack.name, threat.label,
                         "-" if cell.accuracy is None else f"{cell.accuracy:.2%}")
         summaries.append(ThreatSummary(threat.norm.value, threat.eps,
-                                       float(worst.float().mean()), counted))
+                                       fraction(worst), counted))
     return AuditResult(
         model=ModelInfo(model.name, model.sha256, model.load_info.format,
                         model.load_info.trusted, model.load_info.architecture,
@@ -137,7 +142,7 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
                         list(model.load_info.notes)),
         data=DataInfo(data.name, data.sha256, len(data.x), data.source, data.family,
                       list(data.class_names)),
-        clean_accuracy=float(correct.float().mean()),
+        clean_accuracy=fraction(correct),
         cells=cells,
         robust_accuracy=summaries,
         run=RunInfo(settings.seed, str(model.device), settings.batch_size, settings.command,

@@ -9,7 +9,7 @@ from torch import nn
 class DigitsCNN(nn.Module):
     """conv(32) → conv(64) → pool → conv(64) → pool → fc(128) → fc(num_classes).
 
-    Input ``(N, in_channels, 8, 8)``; about 70k parameters.
+    Input ``(N, in_channels, 8, 8)``; about 90k parameters.
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:

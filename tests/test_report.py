@@ -1,0 +1,82 @@
+"""The report and output files: numbers match results.json, text is escaped, writes atomic."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from robustbench_lite.attacks import FGSM, PGD
+from robustbench_lite.data.eval_data import EvalData
+from robustbench_lite.engine.audit import AuditSettings, run_audit
+from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.reports import outputs
+from robustbench_lite.reports.outputs import write_outputs
+from robustbench_lite.reports.render import render_html
+from robustbench_lite.results import AuditResult
+from robustbench_lite.threat import Norm, ThreatModel
+
+
+@pytest.fixture(scope="module")
+def result(default_model: RobustModel, digits_test: EvalData) -> AuditResult:
+    threats = [ThreatModel(Norm.LINF, 0.05), ThreatModel(Norm.LINF, 0.2)]
+    settings = AuditSettings(seed=0, batch_size=128, show_progress=False,
+                             command="robust audit")
+    return run_audit(default_model, digits_test.subset(100), [FGSM(), PGD(steps=5)], threats,
+                     settings, [{"name": "robustbench_lite.builtin.attacks", "version": "0"}])
+
+
+def test_results_json_round_trip(result: AuditResult, tmp_path: Path) -> None:
+    paths = write_outputs(result, tmp_path)
+    raw = json.loads(paths["results"].read_text())
+    assert raw["schema_version"] == 1
+    assert AuditResult.from_dict(raw) == result
+    assert 0 <= raw["clean_accuracy"] <= 1
+    assert {(c["attack"], c["norm"], c["eps"]) for c in raw["cells"]} == {
+        (a, "linf", e) for a in ("fgsm", "pgd") for e in (0.05, 0.2)}
+    assert [row["eps"] for row in raw["robust_accuracy"]] == [0.05, 0.2]
+    assert raw["transfer"] == [] and raw["checks"] == []
+    assert (tmp_path / "cells.csv").read_text().startswith("attack,params,norm,eps")
+
+
+def test_html_shows_the_numbers_of_results_json(result: AuditResult) -> None:
+    html = render_html(result)
+    assert f"{100 * result.clean_accuracy:.1f}%" in html
+    for cell in result.cells:
+        assert cell.accuracy is not None
+        assert f"{100 * cell.accuracy:.1f}%" in html
+    for row in result.robust_accuracy:
+        assert f"{100 * row.accuracy:.1f}%" in html
+    assert result.model.sha256 in html and result.data.sha256 in html
+
+
+def test_html_is_self_contained_and_escaped(result: AuditResult) -> None:
+    result.model.name = "<script>alert(1)</script>"
+    result.data.class_names[0] = "<img src=x onerror=alert(1)>"
+    try:
+        html = render_html(result)
+    finally:
+        result.model.name = "digits-cnn"
+        result.data.class_names[0] = "0"
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'http-equiv="Content-Security-Policy"' in html
+    assert not re.search(r"(src|href)=\"(https?:)?//", html)
+
+
+def test_failed_write_keeps_the_previous_report(result: AuditResult, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    write_outputs(result, tmp_path)
+    before = (tmp_path / "report.html").read_text()
+
+    def broken_render(_: AuditResult) -> str:
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(outputs, "render_html", broken_render)
+    with pytest.raises(RuntimeError):
+        write_outputs(result, tmp_path)
+    assert (tmp_path / "report.html").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.csv", "report.html",
+                                                         "results.json"]
