@@ -108,6 +108,12 @@ def get_plugin_manager(*, load_entrypoints: bool = True,
     for plugin in extra_plugins:
         name = getattr(plugin, "__name__", type(plugin).__name__)
         manager.register_plugin(plugin, name, PluginInfo(name, None, None, False))
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {manager.get_name(exc.plugin)!r} implements an unknown "
+                          f"hook: {exc}; see robustbench_lite.hookspecs for the hook "
+                          "names") from exc
     return manager
 
 

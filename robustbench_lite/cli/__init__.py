@@ -35,7 +35,12 @@ def add_plugin_commands(group: click.Group) -> None:
     """Let plugins add sub-commands through ``register_commands``."""
     from robustbench_lite.plugin_host import default_plugin_manager
 
-    default_plugin_manager().hook.register_commands(cli=group)
+    for impl in default_plugin_manager().hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=group)
+        except Exception as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r} failed in register_commands: "
+                              f"{type(exc).__name__}: {exc}") from exc
 
 
 def main() -> None:

@@ -101,12 +101,12 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     target, kwargs, mean_values, std_values = _parse_options(device, arch_kwargs, mean, std)
     manager = default_plugin_manager()
     catalogue = catalogue_for(manager)
+    attacks = [build_attack(spec, catalogue) for spec in attack_specs or DEFAULT_ATTACKS]
+    threats: list[ThreatModel] = [t for spec in threat_specs for t in parse_threat_spec(spec)]
     bundled = _bundled_model(model, catalogue)
     data = load_dataset(data_spec or (bundled.dataset if bundled and bundled.dataset
                                       else DEFAULT_DATASET), catalogue, split).subset(n_samples)
-    threats: list[ThreatModel] = [t for spec in threat_specs for t in parse_threat_spec(spec)] \
-        or default_threats(data.family)
-    attacks = [build_attack(spec, catalogue) for spec in attack_specs or DEFAULT_ATTACKS]
+    threats = threats or default_threats(data.family)
     path: Path
     display_name: str | None
     if bundled is not None and bundled.weights is not None:

@@ -1,0 +1,78 @@
+"""An example robustbench_lite plugin: the ``random-sign`` baseline attack.
+
+Installed (``pip install ./plugins/example-attack``), it is found through its entry point
+``example_attack`` in the group ``robustbench_lite`` (see ``pyproject.toml``); then
+``robust plugins`` lists it and ``robust audit --attack random-sign`` runs it.
+
+A plugin is just a module with ``@robustbench_lite.hookimpl`` functions named after the hooks
+in ``robustbench_lite.hookspecs``. This one implements a single hook, ``register_attacks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import robustbench_lite
+from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.threat import Norm, ThreatModel
+
+__all__ = ["RandomSign", "register_attacks"]
+
+
+class RandomSign(Attack):
+    """Random corners of the Linf ball: a gradient-free baseline.
+
+    Norm: Linf only; untargeted and targeted.
+
+    Parameters:
+        samples: how many random corners ``x + eps * sign(noise)`` to try per image
+            (keyword-only, default 8, at least 1).
+
+    Per image, the first corner that fools the model is kept (else the last one tried),
+    projected onto the threat model (the eps-ball and the pixel box). Images already fooled
+    are not queried again.
+
+    Cost: at most ``samples`` model queries per image; no gradients.
+
+    A model that a few random corners fool is not robust at that eps; surviving them proves
+    little, so run it next to a gradient attack such as ``pgd``.
+    """
+
+    name = "random-sign"
+    norms = frozenset({Norm.LINF})
+    kind = AttackKind.BASELINE
+    supports_targeted = True
+
+    def __init__(self, *, samples: int = 8) -> None:
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+        self.samples = samples
+        self._set_params(samples=samples)
+
+    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        x_adv = x.detach().clone()
+        remaining = torch.arange(len(x), device=x.device)  # indices not fooled yet
+        with torch.no_grad():
+            for _ in range(self.samples):
+                if len(remaining) == 0:
+                    break
+                x_rest = x[remaining]
+                noise = torch.randn(x_rest.shape, generator=generator, device=x.device,
+                                    dtype=x.dtype)
+                candidate = threat.project(x_rest + threat.eps * noise.sign(), x_rest)
+                x_adv[remaining] = candidate
+                predicted = model(candidate).argmax(dim=1)
+                target = y[remaining]
+                fooled = predicted == target if threat.targeted else predicted != target
+                remaining = remaining[~fooled]
+        return x_adv
+
+
+@robustbench_lite.hookimpl
+def register_attacks(register: Callable[[Any], None]) -> None:
+    """Add `RandomSign` to the catalogue; users select it with ``--attack random-sign``."""
+    register(RandomSign)
