@@ -98,7 +98,8 @@ class ThreatModel:
         return in_ball & in_box
 
 
-_EPS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$")
+_NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
+_EPS_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$")
 
 
 def parse_eps(text: str) -> float:

@@ -15,7 +15,7 @@ def test_parse_eps_accepts_decimals_and_fractions(text: str, value: float) -> No
     assert math.isclose(parse_eps(text), value)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1/0", "0.1.2", "-0.1"])
+@pytest.mark.parametrize("text", ["", "abc", "1/0", "0.1.2", "--0.1"])
 def test_parse_eps_rejects_garbage(text: str) -> None:
     with pytest.raises(ThreatModelError):
         parse_eps(text)
@@ -26,6 +26,11 @@ def test_parse_threat_spec() -> None:
     assert [t.norm for t in threats] == [Norm.LINF, Norm.LINF]
     assert [t.eps for t in threats] == pytest.approx([0.1, 8 / 255])
     assert parse_threat_spec("L2:1.0")[0].norm is Norm.L2
+
+
+def test_negative_eps_gets_the_positive_eps_message() -> None:
+    with pytest.raises(ThreatModelError, match=r"eps must be greater than 0, got -0\.1"):
+        parse_threat_spec("linf:-0.1")
 
 
 @pytest.mark.parametrize("spec", ["linf:0", "linf:-0.1", "linf", "linf:", "l7:0.1", ":0.1"])

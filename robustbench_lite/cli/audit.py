@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ import torch
 
 from robustbench_lite.attacks.spec import build_attack
 from robustbench_lite.catalogue import Catalogue, catalogue_for
-from robustbench_lite.cli.errors import configure_output, explain_errors
+from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
 from robustbench_lite.cli.options import parse_floats, parse_json_object, resolve_device
 from robustbench_lite.data.resolve import DEFAULT_DATASET, load_dataset
 from robustbench_lite.engine.audit import AuditSettings, run_audit
@@ -126,7 +124,7 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     ).to(target)
     check_model_on_data(robust_model, data)
     settings = AuditSettings(seed=seed, batch_size=batch_size, show_progress=not quiet,
-                             command=shlex.join(["robust", *sys.argv[1:]]))
+                             command=command_line(click.get_current_context()))
     plugins = [{"name": info.name, "version": info.version}
                for info in manager.plugin_infos()]
     result = run_audit(robust_model, data, attacks, threats, settings, plugins)

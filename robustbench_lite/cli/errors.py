@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shlex
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,15 +29,49 @@ def explain_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def command_line(context: click.Context) -> str:
+    """The command as a user would retype it: the command path and every option that
+    differs from its default."""
+    parts = context.command_path.split()
+    for param in context.command.params:
+        value = context.params.get(param.name or "")
+        if value in (None, False, ()) or value == param.default:
+            continue
+        if isinstance(param, click.Argument):
+            parts.append(str(value))
+            continue
+        flag = param.opts[0]
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            parts.extend([flag] if item is True else [flag, str(item)])
+    return shlex.join(parts)
+
+
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
     click.echo(f"Warning: {message}", err=True)
 
 
+class EchoHandler(logging.Handler):
+    """Writes log records through ``click.echo`` to whatever stderr is current."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
 def configure_output(quiet: bool, verbose: bool = False) -> None:
     """Log to stderr (warnings only when ``quiet``) and print warnings as one line each."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    logging.basicConfig(level=level, format="%(message)s", force=True)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, EchoHandler)]:
+        root.removeHandler(handler)
+    handler = EchoHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
     for noisy in ("matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.showwarning = _show_warning
