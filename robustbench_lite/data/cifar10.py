@@ -192,6 +192,6 @@ class Cifar10Source(DatasetSource):
         x = torch.from_numpy(images.astype(np.float32) / 255.0)
         y = torch.from_numpy(labels)
         source = f"{folder} (CIFAR-10 {split} split: {', '.join(names)}, {len(labels)} images)"
-        logger.info("loaded %s", source)
+        logger.debug("loaded %s", source)
         return make_eval_data(x, y, read_class_names(folder), name=self.name,
                               family=self.family, source=source)

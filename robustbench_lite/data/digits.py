@@ -67,6 +67,6 @@ class DigitsSource(DatasetSource):
         class_names = tuple(str(digit) for digit in range(10))
         source = (f"sklearn.datasets.load_digits ({split} split: {len(chosen)} of "
                   f"{len(labels)}, seed {SPLIT_SEED})")
-        logger.info("loaded %s", source)
+        logger.debug("loaded %s", source)
         return make_eval_data(x, y, class_names, name=self.name, family=self.family,
                               source=source)

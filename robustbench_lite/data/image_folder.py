@@ -124,6 +124,6 @@ class ImageFolderSource(DatasetSource):
         y = torch.tensor([label for label, _ in files], dtype=torch.int64)
         class_names = tuple(folder.name for folder in folders)
         source = f"{path} (image folder, {len(files)} images, {len(class_names)} classes)"
-        logger.info("loaded %s", source)
+        logger.debug("loaded %s", source)
         return make_eval_data(x, y, class_names, name=path.name, family=self.family,
                               source=source)

@@ -172,6 +172,6 @@ class MnistIdxSource(DatasetSource):
         count = max(MIN_CLASSES, int(labels.max()) + 1) if len(labels) else MIN_CLASSES
         class_names = tuple(str(i) for i in range(count))
         source = f"{images_path} + {labels_path.name} (IDX, {len(labels)} images)"
-        logger.info("loaded %s", source)
+        logger.debug("loaded %s", source)
         return make_eval_data(x, y, class_names, name=self.name, family=self.family,
                               source=source)

@@ -119,6 +119,6 @@ class NpzSource(DatasetSource):
         images = _images(x, path)
         labels = _labels(y, path)
         source = f"{path} (npz, {len(labels)} samples)"
-        logger.info("loaded %s", source)
+        logger.debug("loaded %s", source)
         return make_eval_data(images, labels, class_names, name=path.stem, family=self.family,
                               source=source)
