@@ -15,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 from safetensors.torch import load_file
+from small_models import NaNNet, WideInputNet
 from torch import nn
 
 from robustbench_lite.cli import cli
@@ -66,24 +67,6 @@ def trained_cnn(num_classes: int = 10) -> DigitsCNN:
 
 class PickledCNN(DigitsCNN):
     """Pickled whole by ``torch.save(model)``; importable as part of this test module."""
-
-
-class WideInputNet(nn.Module):
-    """A model for (3, 32, 32) inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, kernel_size=3)
-        self.fc = nn.Linear(4 * 30 * 30, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.fc(self.conv(x).flatten(1))
-        return out
-
-
-class NaNNet(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.full((x.shape[0], 10), float("nan"), device=x.device)
 
 
 def _state_dict_file(tmp: Path) -> Path:

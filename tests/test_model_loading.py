@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from small_models import NaNNet, WideInputNet
 from torch import nn
 
 from robustbench_lite.catalogue import Catalogue, catalogue_for
@@ -564,24 +565,6 @@ def test_unknown_arch_name(tmp_path: Path, catalogue: Catalogue, original: Digit
 
 
 # ---------------------------------------------------------------- check_model_on_data
-
-
-class WideInputNet(nn.Module):
-    """A model for (3, 32, 32) inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, kernel_size=3)
-        self.fc = nn.Linear(4 * 30 * 30, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.fc(self.conv(x).flatten(1))
-        return out
-
-
-class NaNNet(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.full((x.shape[0], 10), float("nan"), device=x.device)
 
 
 def test_check_model_on_data_ok(tmp_path: Path, catalogue: Catalogue, original: DigitsCNN,
