@@ -34,13 +34,17 @@ class Attack(ABC):
 
     Subclasses set ``name``, ``norms``, ``kind`` (and ``supports_targeted``), take their
     hyperparameters as keyword-only ``__init__`` arguments stored by `_set_params`, and
-    implement `run`.
+    implement `run`. The class docstring names the paper, the norms, the arguments with their
+    defaults, and the cost in model queries.
     """
 
     name: ClassVar[str]
     norms: ClassVar[frozenset[Norm]]
     kind: ClassVar[AttackKind]
     supports_targeted: ClassVar[bool] = False
+    #: True for a backend registered under a prefix (``art``): users name ``art:Class`` and
+    #: the class receives ``target="Class"``.
+    namespace: ClassVar[bool] = False
 
     _params: dict[str, Any]
 
@@ -68,3 +72,35 @@ class Attack(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+class MinimumNormAttack(Attack):
+    """An attack that looks for the smallest adversarial perturbation in its norm.
+
+    Subclasses implement `find_minimal`, which may return perturbations of any size;
+    `run` projects them onto the threat model, so a sample counts as broken at ``eps`` only
+    if its minimal perturbation (or its projection) still fools the model. `distances` gives
+    the per-sample minimal norms (``inf`` where no adversarial example was found), from which
+    a robustness curve over all eps follows.
+    """
+
+    kind = AttackKind.MINIMUM_NORM
+
+    @abstractmethod
+    def find_minimal(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, norm: Norm,
+                     generator: torch.Generator) -> torch.Tensor:
+        """Adversarial examples of minimal ``norm`` distance to ``x`` (unbounded; inside the
+        pixel box [0, 1]); return ``x`` itself for samples where none was found."""
+
+    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        return threat.project(self.find_minimal(model, x, y, threat.norm, generator), x)
+
+    @staticmethod
+    def distances(model: LogitsFn, x: torch.Tensor, x_min: torch.Tensor, y: torch.Tensor,
+                  norm: Norm) -> torch.Tensor:
+        """Per-sample norm of ``x_min - x`` where ``x_min`` fools the model, else ``inf``."""
+        with torch.no_grad():
+            fooled = model(x_min).argmax(dim=1) != y
+        sizes = ThreatModel(norm, 0.0).distances(x_min, x).to(x.dtype)
+        return torch.where(fooled, sizes, torch.full_like(sizes, float("inf")))

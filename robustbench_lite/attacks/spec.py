@@ -19,25 +19,45 @@ def _parse_value(text: str) -> Any:
 
 
 def parse_attack_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``pgd:steps=40,restarts=2`` into ``("pgd", {"steps": 40, "restarts": 2})``."""
-    name, _, rest = spec.partition(":")
+    """Split a spec into its name and parameters.
+
+    ``pgd:steps=40,restarts=2`` gives ``("pgd", {"steps": 40, "restarts": 2})``; a name may
+    itself contain colons (``art:ProjectedGradientDescent:max_iter=10``): the parameters are
+    the first colon-separated part that contains ``=``, and everything after it.
+    """
+    parts = spec.split(":")
+    split_at = next((i for i, part in enumerate(parts) if "=" in part), len(parts))
+    name = ":".join(parts[:split_at]).strip()
+    rest = ":".join(parts[split_at:])
     params: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise AttackError(f"attack parameter {item!r} in {spec!r} must look like key=value")
         params[key.strip()] = _parse_value(value.strip())
-    return name.strip(), params
+    return name, params
 
 
 def build_attack(spec: str, catalogue: Catalogue) -> Attack:
     """Instantiate a registered attack from its spec; unknown names and parameters list the
-    valid ones."""
+    valid ones.
+
+    ``NAMESPACE:TARGET`` (e.g. ``art:HopSkipJump``) builds the attack registered as
+    ``NAMESPACE`` with ``target=TARGET`` when that attack declares ``namespace = True``.
+    """
     name, params = parse_attack_spec(spec)
-    attack_class = catalogue.attacks.get(name)
-    accepted = [p for p in inspect.signature(attack_class.__init__).parameters if p != "self"]
+    prefix, sep, target = name.partition(":")
+    if sep and prefix in catalogue.attacks.names() and catalogue.attacks.get(prefix).namespace:
+        attack_class = catalogue.attacks.get(prefix)
+        params = {"target": target, **params}
+    else:
+        attack_class = catalogue.attacks.get(name)
+    accepted = [p for p in inspect.signature(attack_class.__init__).parameters
+                if p not in ("self", "kwargs")]
+    has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD
+                     for p in inspect.signature(attack_class.__init__).parameters.values())
     unknown = sorted(set(params) - set(accepted))
-    if unknown:
+    if unknown and not has_kwargs:
         raise AttackError(f"attack {name!r} has no parameter {', '.join(unknown)}; it accepts: "
                           f"{', '.join(accepted) or '(none)'}")
     try:
