@@ -77,15 +77,17 @@ class ThreatModel:
         return sizes
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Return the point of the ball ∩ box closest to ``x_adv`` (exact for Linf, L2 then
-        clipped for L2, a feasible shrink for L1)."""
+        """Project ``x_adv`` onto the ball, then clip to the pixel box. The result is always
+        inside both (clipping toward ``x`` in [lower, upper] never grows a perturbation)."""
         delta = x_adv - x
         if self.norm is Norm.LINF:
             delta = delta.clamp(-self.eps, self.eps)
-        else:
+        elif self.norm is Norm.L2:
             size = self.distances(x_adv, x).to(delta.dtype).clamp_min(1e-12)
             factor = (self.eps / size).clamp(max=1.0).view(-1, *([1] * (delta.dim() - 1)))
             delta = delta * factor
+        else:
+            delta = project_l1_ball(delta, self.eps)
         return (x + delta).clamp(self.lower, self.upper)
 
     def contains(self, x_adv: torch.Tensor, x: torch.Tensor,
@@ -96,6 +98,23 @@ class ThreatModel:
         in_box = (flat >= self.lower - tolerance).all(dim=1) & (
             flat <= self.upper + tolerance).all(dim=1)
         return in_ball & in_box
+
+
+def project_l1_ball(delta: torch.Tensor, radius: float) -> torch.Tensor:
+    """Euclidean projection of each sample of ``delta`` onto the L1 ball of ``radius``
+    (Duchi, Shalev-Shwartz, Singer & Chandra, ICML 2008: sort, find the threshold, shrink)."""
+    flat = delta.flatten(1)
+    magnitude = flat.abs()
+    outside = magnitude.sum(dim=1) > radius
+    if not bool(outside.any()):
+        return delta
+    sorted_desc, _ = magnitude.sort(dim=1, descending=True)
+    cumulative = sorted_desc.cumsum(dim=1) - radius
+    ranks = torch.arange(1, flat.shape[1] + 1, device=delta.device, dtype=delta.dtype)
+    count = (sorted_desc * ranks > cumulative).sum(dim=1, keepdim=True).clamp_min(1)
+    threshold = (cumulative.gather(1, count - 1) / count.to(delta.dtype)).clamp_min(0)
+    shrunk = flat.sign() * (magnitude - threshold).clamp_min(0)
+    return torch.where(outside.unsqueeze(1), shrunk, flat).view_as(delta)
 
 
 _NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_lite.attacks import FGSM, PGD
+from robustbench_lite.attacks import FGM, FGSM, PGD
 from robustbench_lite.attacks.spec import build_attack, parse_attack_spec
 from robustbench_lite.catalogue import Catalogue
+from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.execute import attack_batch
 from robustbench_lite.errors import AttackError, UnknownAttackError
 from robustbench_lite.models.robust_model import RobustModel
@@ -78,9 +79,36 @@ def test_targeted_pgd_reaches_target(default_model: RobustModel, tiny_batch: Bat
 
 def test_queries_are_counted(default_model: RobustModel, tiny_batch: Batch) -> None:
     x, y = tiny_batch
-    outcome = attack_batch(PGD(steps=4), default_model, x, y, ThreatModel(Norm.LINF, 0.1), 0)
-    # 4 gradient steps plus one final prediction inside PGD, for every sample
-    assert outcome.queries == 5 * len(x)
+    threat = ThreatModel(Norm.LINF, 0.1)
+    fixed = attack_batch(PGD(steps=4, early_stop=False), default_model, x, y, threat, 0)
+    assert fixed.queries == 4 * len(x)  # exactly one forward per step and sample
+    early = attack_batch(PGD(steps=4), default_model, x, y, threat, 0)
+    assert len(x) < early.queries < 4 * len(x)  # broken samples leave the batch
+
+
+@pytest.mark.parametrize("norm", list(Norm))
+def test_early_stop_keeps_the_same_robust_accuracy(norm: Norm, default_model: RobustModel,
+                                                   digits_test: EvalData) -> None:
+    x, y = digits_test.x[:200], digits_test.y[:200]
+    eps = {Norm.LINF: 0.1, Norm.L2: 1.0, Norm.L1: 4.0}[norm]
+    threat = ThreatModel(norm, eps)
+    fixed = attack_batch(PGD(steps=10, early_stop=False), default_model, x, y, threat, 3)
+    early = attack_batch(PGD(steps=10), default_model, x, y, threat, 3)
+    assert abs(int((fixed.predicted == y).sum()) - int((early.predicted == y).sum())) <= 1
+    assert early.queries < fixed.queries
+
+
+def test_pgd_l1_and_fgm(default_model: RobustModel, tiny_batch: Batch) -> None:
+    x, y = tiny_batch
+    l1 = ThreatModel(Norm.L1, 4.0)
+    x_l1 = PGD(steps=20).run(default_model, x, y, l1, torch.Generator().manual_seed(0))
+    assert bool(l1.contains(x_l1, x).all())
+    assert (default_model.predict(x_l1) != y).float().mean() > 0.3
+    l2 = ThreatModel(Norm.L2, 1.5)
+    x_l2 = FGM().run(default_model, x, y, l2, torch.Generator())
+    assert bool(l2.contains(x_l2, x).all())
+    assert float(l2.distances(x_l2, x).min()) > 0.5  # a full step, shortened only by the box
+    assert (default_model.predict(x_l2) != y).any()
 
 
 def test_attack_spec_parsing(catalogue: Catalogue) -> None:
@@ -88,7 +116,8 @@ def test_attack_spec_parsing(catalogue: Catalogue) -> None:
         "pgd", {"steps": 40, "random_start": False})
     attack = build_attack("pgd:steps=7", catalogue)
     assert isinstance(attack, PGD) and attack.steps == 7
-    assert repr(attack) == "PGD(steps=7, rel_step_size=0.25, random_start=True, restarts=1)"
+    assert repr(attack) == ("PGD(steps=7, rel_step_size=0.25, random_start=True, restarts=1, "
+                            "early_stop=True, l1_top_fraction=0.05)")
     with pytest.raises(AttackError, match="accepts: steps, rel_step_size"):
         build_attack("pgd:bogus=1", catalogue)
     with pytest.raises(AttackError):

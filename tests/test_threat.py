@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from robustbench_lite.errors import ThreatModelError
-from robustbench_lite.threat import Norm, ThreatModel, parse_eps, parse_threat_spec
+from robustbench_lite.threat import (
+    Norm,
+    ThreatModel,
+    parse_eps,
+    parse_threat_spec,
+    project_l1_ball,
+)
 
 
 @pytest.mark.parametrize(("text", "value"), [("0.1", 0.1), ("8/255", 8 / 255), ("1e-2", 0.01),
@@ -71,3 +77,19 @@ def test_contains_checks_the_pixel_box() -> None:
     x = torch.full((1, 1, 2, 2), 0.98)
     outside_box = x + 0.05
     assert not bool(ThreatModel(Norm.LINF, 0.1).contains(outside_box, x)[0])
+
+
+def test_l1_projection_is_the_euclidean_projection() -> None:
+    generator = torch.Generator().manual_seed(1)
+    delta = torch.randn(32, 1, 4, 4, generator=generator)
+    projected = project_l1_ball(delta, 2.0)
+    sizes = projected.flatten(1).abs().sum(dim=1)
+    assert torch.allclose(sizes, torch.full_like(sizes, 2.0), atol=1e-5)
+    # soft-thresholding form: every moved coordinate shrank by the same per-sample amount
+    shrink = (delta.abs() - projected.abs()).flatten(1)
+    kept = projected.flatten(1) != 0
+    for row in range(len(delta)):
+        values = shrink[row][kept[row]]
+        assert torch.allclose(values, values[0].expand_as(values), atol=1e-5)
+    inside = delta / delta.flatten(1).abs().sum(dim=1).view(-1, 1, 1, 1)
+    assert torch.equal(project_l1_ball(inside, 2.0), inside)

@@ -1,8 +1,8 @@
-"""Fast Gradient Sign Method.
+"""Fast Gradient Sign Method (Linf) and Fast Gradient Method (L2).
 
 Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR 2015.
-One gradient of the cross-entropy loss, one signed step of size eps. Linf only.
-Cost: one forward and one backward pass per sample.
+One gradient of the cross-entropy loss and one step of size eps: its sign (Linf) or its
+L2-normalised direction (L2). Cost: one forward and one backward pass per sample.
 """
 
 from __future__ import annotations
@@ -14,8 +14,22 @@ from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
 from robustbench_lite.threat import Norm, ThreatModel
 
 
+def loss_gradient(model: LogitsFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Gradient of the summed cross-entropy with respect to the input only."""
+    x_req = x.detach().clone().requires_grad_(True)
+    loss = functional.cross_entropy(model(x_req), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x_req)
+    return grad
+
+
+def unit_l2(grad: torch.Tensor) -> torch.Tensor:
+    """Each sample's gradient scaled to unit L2 norm (zero gradients stay zero)."""
+    norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return grad / norms.view(-1, *([1] * (grad.dim() - 1)))
+
+
 class FGSM(Attack):
-    """FGSM (Linf). No hyperparameters beyond the threat model."""
+    """FGSM (Linf): ``x + eps * sign(grad)``. No hyperparameters. One gradient per sample."""
 
     name = "fgsm"
     norms = frozenset({Norm.LINF})
@@ -27,8 +41,24 @@ class FGSM(Attack):
 
     def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
-        x_req = x.detach().clone().requires_grad_(True)
-        loss = functional.cross_entropy(model(x_req), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x_req)
         direction = -1.0 if threat.targeted else 1.0
-        return threat.project(x + direction * threat.eps * grad.sign(), x).detach()
+        step = threat.eps * loss_gradient(model, x, y).sign()
+        return threat.project(x + direction * step, x).detach()
+
+
+class FGM(Attack):
+    """FGM (L2): ``x + eps * grad / ||grad||_2``. No hyperparameters. One gradient per sample."""
+
+    name = "fgm"
+    norms = frozenset({Norm.L2})
+    kind = AttackKind.GRADIENT
+    supports_targeted = True
+
+    def __init__(self) -> None:
+        self._set_params()
+
+    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        direction = -1.0 if threat.targeted else 1.0
+        step = threat.eps * unit_l2(loss_gradient(model, x, y))
+        return threat.project(x + direction * step, x).detach()

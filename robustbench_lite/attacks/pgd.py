@@ -2,9 +2,11 @@
 
 Madry, Makelov, Schmidt, Tsipras & Vladu, "Towards Deep Learning Models Resistant to
 Adversarial Attacks", ICLR 2018. Iterated gradient steps on the cross-entropy loss, each
-projected back onto the eps-ball and the pixel box, from a uniformly random start inside the
-ball. Linf (signed steps) and L2 (normalised steps).
-Cost: ``steps`` forward and backward passes per sample and restart.
+projected back onto the eps-ball and the pixel box, from a random start inside the ball.
+Linf (signed steps), L2 (normalised steps) and L1 (sparse steps on the largest gradient
+coordinates, as in Tramer & Boneh, "Adversarial Training and Robustness for Multiple
+Perturbations", NeurIPS 2019, with an exact L1-ball projection).
+Cost: at most ``steps`` forward and backward passes per sample and restart.
 """
 
 from __future__ import annotations
@@ -13,44 +15,77 @@ import torch
 from torch.nn import functional
 
 from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.fgsm import unit_l2
 from robustbench_lite.errors import AttackError
 from robustbench_lite.threat import Norm, ThreatModel
 
 
+def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def sparse_l1_direction(grad: torch.Tensor, x_adv: torch.Tensor, top_fraction: float,
+                        ascent: bool) -> torch.Tensor:
+    """Unit-L1 step moving only the ``top_fraction`` largest gradient coordinates that can
+    still move inside the pixel box."""
+    signed = grad if ascent else -grad
+    movable = ~(((x_adv >= 1) & (signed > 0)) | ((x_adv <= 0) & (signed < 0)))
+    magnitude = (grad.abs() * movable).flatten(1)
+    k = max(1, round(top_fraction * magnitude.shape[1]))
+    threshold = magnitude.topk(k, dim=1).values[:, -1:]
+    chosen = (magnitude >= threshold) & (magnitude > 0)
+    counts = chosen.sum(dim=1, keepdim=True).clamp_min(1)
+    direction = grad.sign().flatten(1) * chosen / counts
+    return direction.view_as(grad)
+
+
 class PGD(Attack):
-    """PGD (Linf, L2).
+    """PGD (Linf, L2, L1), untargeted or targeted.
 
     Args:
         steps: gradient steps per restart (default 10).
-        rel_step_size: step size as a fraction of eps (default 0.25, so that ``steps * step``
-            covers the ball's diameter in 8 steps).
+        rel_step_size: step size as a fraction of eps (default 0.25).
         random_start: start uniformly inside the ball (default True).
-        restarts: independent runs; a sample counts as broken if any run breaks it (default 1).
+        restarts: independent runs, each only on samples not yet broken (default 1).
+        early_stop: evaluation mode (default True): a sample leaves the batch at the first
+            step whose input fools the model, keeping that example; the robust accuracy is
+            the same as with ``early_stop=False``, which runs every sample for all ``steps``
+            (fixed cost) and also keeps each sample's first fooling iterate.
+        l1_top_fraction: for L1, the fraction of coordinates moved per step (default 0.05).
     """
 
     name = "pgd"
-    norms = frozenset({Norm.LINF, Norm.L2})
+    norms = frozenset({Norm.LINF, Norm.L2, Norm.L1})
     kind = AttackKind.GRADIENT
     supports_targeted = True
 
     def __init__(self, *, steps: int = 10, rel_step_size: float = 0.25,
-                 random_start: bool = True, restarts: int = 1) -> None:
-        if steps < 1 or restarts < 1 or rel_step_size <= 0:
-            raise AttackError("pgd needs steps >= 1, restarts >= 1 and rel_step_size > 0")
+                 random_start: bool = True, restarts: int = 1, early_stop: bool = True,
+                 l1_top_fraction: float = 0.05) -> None:
+        if steps < 1 or restarts < 1 or rel_step_size <= 0 or not 0 < l1_top_fraction <= 1:
+            raise AttackError("pgd needs steps >= 1, restarts >= 1, rel_step_size > 0 and "
+                              "0 < l1_top_fraction <= 1")
         self.steps = steps
         self.rel_step_size = rel_step_size
         self.random_start = random_start
         self.restarts = restarts
-        self._set_params(steps=steps, rel_step_size=rel_step_size,
-                         random_start=random_start, restarts=restarts)
+        self.early_stop = early_stop
+        self.l1_top_fraction = l1_top_fraction
+        self._set_params(steps=steps, rel_step_size=rel_step_size, random_start=random_start,
+                         restarts=restarts, early_stop=early_stop,
+                         l1_top_fraction=l1_top_fraction)
 
     def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         best = x.clone()
         remaining = torch.arange(len(x), device=x.device)
-        for _ in range(self.restarts):
-            x_adv, broken = self._one_run(model, x[remaining], y[remaining], threat, generator)
+        for restart in range(self.restarts):
+            last = restart == self.restarts - 1
+            x_adv, broken = self._one_run(model, x[remaining], y[remaining], threat, generator,
+                                          need_status=not last)
             best[remaining] = x_adv
+            if last:
+                break
             remaining = remaining[~broken]
             if len(remaining) == 0:
                 break
@@ -60,33 +95,64 @@ class PGD(Attack):
                generator: torch.Generator) -> torch.Tensor:
         if not self.random_start or threat.eps == 0:
             return x.clone()
-        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         if threat.norm is Norm.LINF:
-            delta = (2 * noise - 1) * threat.eps
-        else:
-            direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            norms = direction.flatten(1).norm(dim=1).clamp_min(1e-12)
-            radius = threat.eps * noise.flatten(1)[:, 0] ** (1.0 / x[0].numel())
-            delta = direction * (radius / norms).view(-1, *([1] * (x.dim() - 1)))
+            noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            return threat.project(x + (2 * noise - 1) * threat.eps, x)
+        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if threat.norm is Norm.L1:
+            direction = direction.sign() * direction.abs() ** 3  # mass on few coordinates
+        size = threat.distances(x + direction, x).to(x.dtype).clamp_min(1e-12)
+        radius = torch.rand(len(x), generator=generator, device=x.device, dtype=x.dtype)
+        delta = direction * _per_sample(threat.eps * radius / size, x)
         return threat.project(x + delta, x)
 
+    def _direction(self, grad: torch.Tensor, x_adv: torch.Tensor,
+                   threat: ThreatModel) -> torch.Tensor:
+        if threat.norm is Norm.LINF:
+            return grad.sign()
+        if threat.norm is Norm.L2:
+            return unit_l2(grad)
+        return sparse_l1_direction(grad, x_adv, self.l1_top_fraction, not threat.targeted)
+
     def _one_run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                 generator: torch.Generator,
+                 need_status: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """One run from a random start. Returns each sample's first fooling iterate (else the
+        last iterate) and, if ``need_status``, which samples were broken."""
         step = self.rel_step_size * threat.eps
         sign = -1.0 if threat.targeted else 1.0
-        x_adv = self._start(x, threat, generator)
+        result = self._start(x, threat, generator)
+        broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        active = torch.arange(len(x), device=x.device)
+        x_adv, x_ref, y_ref = result.clone(), x, y
         for _ in range(self.steps):
             x_adv.requires_grad_(True)
-            loss = functional.cross_entropy(model(x_adv), y, reduction="sum")
+            logits = model(x_adv)
+            loss = functional.cross_entropy(logits, y_ref, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
+            x_adv = x_adv.detach()
+            predicted = logits.detach().argmax(dim=1)
+            fooled = predicted == y_ref if threat.targeted else predicted != y_ref
+            if self.early_stop:
+                if bool(fooled.any()):
+                    result[active[fooled]] = x_adv[fooled]
+                    broken[active[fooled]] = True
+                    keep = ~fooled
+                    active, x_adv, x_ref, y_ref, grad = (
+                        active[keep], x_adv[keep], x_ref[keep], y_ref[keep], grad[keep])
+                    if len(active) == 0:
+                        return result, broken
+            else:
+                newly = fooled & ~broken
+                result = torch.where(_per_sample(newly, x_adv), x_adv, result)
+                broken = broken | fooled
+            x_adv = threat.project(x_adv + sign * step * self._direction(grad, x_adv, threat),
+                                   x_ref)
+        still = ~broken[active]
+        result[active[still]] = x_adv[still]
+        if need_status and len(active):
             with torch.no_grad():
-                if threat.norm is Norm.LINF:
-                    update = grad.sign()
-                else:
-                    norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-                    update = grad / norms.view(-1, *([1] * (x.dim() - 1)))
-                x_adv = threat.project(x_adv + sign * step * update, x)
-        with torch.no_grad():
-            predicted = model(x_adv).argmax(dim=1)
-        broken = predicted == y if threat.targeted else predicted != y
-        return x_adv.detach(), broken
+                predicted = model(x_adv).argmax(dim=1)
+            fooled = predicted == y_ref if threat.targeted else predicted != y_ref
+            broken[active] |= fooled
+        return result, broken

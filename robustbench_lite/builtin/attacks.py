@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from robustbench_lite.attacks.fgsm import FGSM
+from robustbench_lite.attacks.fgsm import FGM, FGSM
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.hookspecs import hookimpl
 
@@ -13,4 +13,5 @@ from robustbench_lite.hookspecs import hookimpl
 @hookimpl
 def register_attacks(register: Callable[[Any], None]) -> None:
     register(FGSM)
+    register(FGM)
     register(PGD)
