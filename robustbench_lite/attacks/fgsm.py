@@ -19,7 +19,8 @@ def loss_gradient(model: LogitsFn, x: torch.Tensor, y: torch.Tensor) -> torch.Te
     x_req = x.detach().clone().requires_grad_(True)
     loss = functional.cross_entropy(model(x_req), y, reduction="sum")
     (grad,) = torch.autograd.grad(loss, x_req)
-    return grad
+    result: torch.Tensor = grad
+    return result
 
 
 def unit_l2(grad: torch.Tensor) -> torch.Tensor:

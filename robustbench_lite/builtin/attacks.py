@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from robustbench_lite.attacks.apgd import APGDCE, APGDDLR, APGDT
 from robustbench_lite.attacks.fgsm import FGM, FGSM
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.hookspecs import hookimpl
@@ -15,3 +16,6 @@ def register_attacks(register: Callable[[Any], None]) -> None:
     register(FGSM)
     register(FGM)
     register(PGD)
+    register(APGDCE)
+    register(APGDDLR)
+    register(APGDT)
