@@ -19,14 +19,14 @@ def loss_gradient(model: LogitsFn, x: torch.Tensor, y: torch.Tensor) -> torch.Te
     x_req = x.detach().clone().requires_grad_(True)
     loss = functional.cross_entropy(model(x_req), y, reduction="sum")
     (grad,) = torch.autograd.grad(loss, x_req)
-    result: torch.Tensor = grad
-    return result
+    return grad
 
 
 def unit_l2(grad: torch.Tensor) -> torch.Tensor:
     """Each sample's gradient scaled to unit L2 norm (zero gradients stay zero)."""
     norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return grad / norms.view(-1, *([1] * (grad.dim() - 1)))
+    scaled: torch.Tensor = grad / norms.view(-1, *([1] * (grad.dim() - 1)))
+    return scaled
 
 
 class FGSM(Attack):
