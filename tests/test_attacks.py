@@ -122,5 +122,5 @@ def test_attack_spec_parsing(catalogue: Catalogue) -> None:
         build_attack("pgd:bogus=1", catalogue)
     with pytest.raises(AttackError):
         build_attack("pgd:steps=0", catalogue)
-    with pytest.raises(UnknownAttackError, match="fgsm, pgd"):
+    with pytest.raises(UnknownAttackError, match=r"fgsm, .*pgd"):
         build_attack("nope", catalogue)

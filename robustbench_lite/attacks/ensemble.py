@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 import torch
 
+from robustbench_lite.attacks.apgd import APGDCE, APGDT
 from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.square import SquareAttack
 from robustbench_lite.errors import AttackError
 from robustbench_lite.threat import Norm, ThreatModel
 
@@ -54,3 +56,28 @@ class WorstCaseEnsemble(Attack):
             if len(remaining) == 0:
                 break
         return result
+
+
+class AutoAttack(WorstCaseEnsemble):
+    """The AutoAttack standard composition (Croce & Hein, ICML 2020), without FAB-T:
+    APGD-CE, then APGD-T, then Square, each only on the samples still robust.
+
+    Linf and L2, untargeted. Args: ``steps`` per APGD run (default 100),
+    ``n_target_classes`` for APGD-T (default 9), ``n_queries`` for Square (default 5000).
+    Cost: up to ``steps * (1 + n_target_classes)`` forward and backward passes and
+    ``n_queries`` forward passes per sample, far fewer on samples broken early.
+    """
+
+    name = "autoattack"
+    norms = frozenset({Norm.LINF, Norm.L2})
+    supports_targeted = False
+
+    def __init__(self, *, steps: int = 100, n_target_classes: int = 9,
+                 n_queries: int = 5000) -> None:
+        super().__init__([APGDCE(steps=steps), APGDT(steps=steps,
+                                                     n_target_classes=n_target_classes),
+                          SquareAttack(n_queries=n_queries)])
+        self._set_params(steps=steps, n_target_classes=n_target_classes, n_queries=n_queries)
+
+    def supports(self, threat: ThreatModel) -> bool:
+        return threat.norm in self.norms and not threat.targeted

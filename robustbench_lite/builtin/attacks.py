@@ -6,8 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from robustbench_lite.attacks.apgd import APGDCE, APGDDLR, APGDT
+from robustbench_lite.attacks.ensemble import AutoAttack
 from robustbench_lite.attacks.fgsm import FGM, FGSM
+from robustbench_lite.attacks.noise import NoiseAttack
 from robustbench_lite.attacks.pgd import PGD
+from robustbench_lite.attacks.square import SquareAttack
 from robustbench_lite.hookspecs import hookimpl
 
 
@@ -19,3 +22,6 @@ def register_attacks(register: Callable[[Any], None]) -> None:
     register(APGDCE)
     register(APGDDLR)
     register(APGDT)
+    register(SquareAttack)
+    register(NoiseAttack)
+    register(AutoAttack)
