@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -11,6 +13,16 @@ from robustbench_lite.data.resolve import load_dataset
 from robustbench_lite.models.loading import check_model_on_data, load_model
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.plugin_host import PluginManager, get_plugin_manager
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from intra-op threads, and on a busy machine threads wait on
+    each other; one thread keeps the suite fast and its timings stable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -30,7 +30,10 @@ FAST: dict[str, dict[str, Any]] = {
     "autoattack": {"steps": 3, "n_target_classes": 2, "n_queries": 30},
 }
 #: Namespaced backends are exercised through one representative class each.
-BACKEND_SPECS = {"art": "art:FastGradientMethod", "foolbox": "foolbox:FGSM"}
+BACKEND_SPECS = {("art", Norm.LINF): "art:FastGradientMethod",
+                 ("art", Norm.L2): "art:FastGradientMethod",
+                 ("foolbox", Norm.LINF): "foolbox:FGSM",
+                 ("foolbox", Norm.L2): "foolbox:FGM"}
 EPS = {Norm.LINF: 0.1, Norm.L2: 1.0, Norm.L1: 4.0}
 
 
@@ -39,16 +42,13 @@ def _cases() -> list[Any]:
     cases = []
     for name in catalogue.attacks.names():
         attack_class = catalogue.attacks.get(name)
-        if attack_class.namespace:
-            spec = BACKEND_SPECS[name]
-        else:
-            params = FAST.get(name, {})
-            spec = name + (":" + ",".join(f"{k}={v}" for k, v in params.items())
-                           if params else "")
+        params = FAST.get(name, {})
+        native = name + (":" + ",".join(f"{k}={v}" for k, v in params.items())
+                         if params else "")
         for norm in sorted(attack_class.norms, key=lambda n: n.value):
-            if norm is Norm.L1 and attack_class.namespace:
-                continue
-            cases.append(pytest.param(spec, norm, id=f"{name}-{norm.value}"))
+            spec = BACKEND_SPECS.get((name, norm)) if attack_class.namespace else native
+            if spec is not None:
+                cases.append(pytest.param(spec, norm, id=f"{name}-{norm.value}"))
     return cases
 
 

@@ -52,7 +52,8 @@ BUILTIN_NAMES = {
     "architectures": {"digits-cnn", "preact-resnet18", "wrn-28-10"},
     "adapters": {"torchscript", "torch-checkpoint", "safetensors"},
     "datasets": {"digits", "npz", "image-folder", "cifar10", "mnist"},
-    "attacks": {"fgsm", "pgd"},
+    "attacks": {"fgsm", "fgm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "noise",
+                "deepfool", "cw-l2", "autoattack", "art", "foolbox"},
 }
 
 CATALOGUE_HOOKS = ("register_architectures", "register_model_adapters", "register_datasets",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -20,16 +20,6 @@ from robustbench_lite.threat import Norm, ThreatModel
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 THREATS = [ThreatModel(Norm.LINF, 0.1), ThreatModel(Norm.L2, 1.0)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Thousands of tiny forward passes: intra-op threads only add synchronisation cost
-    (30x slower on a busy 2-core machine), so use one thread here and restore it after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class CallLog:

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from robustbench_lite.attacks.apgd import APGDCE, APGDDLR, APGDT
+from robustbench_lite.attacks.backends import ArtAttack, FoolboxAttack
+from robustbench_lite.attacks.carlini_wagner import CarliniWagnerL2
+from robustbench_lite.attacks.deepfool import DeepFool
 from robustbench_lite.attacks.ensemble import AutoAttack
 from robustbench_lite.attacks.fgsm import FGM, FGSM
 from robustbench_lite.attacks.noise import NoiseAttack
@@ -24,4 +27,8 @@ def register_attacks(register: Callable[[Any], None]) -> None:
     register(APGDT)
     register(SquareAttack)
     register(NoiseAttack)
+    register(DeepFool)
+    register(CarliniWagnerL2)
     register(AutoAttack)
+    register(ArtAttack)
+    register(FoolboxAttack)
