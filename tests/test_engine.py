@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+import robustbench_lite
 from robustbench_lite.attacks import FGSM, PGD
 from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.cli import audit as audit_cli
+from robustbench_lite.cli import cli
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.audit import AuditSettings, run_audit
 from robustbench_lite.engine.verify import verify_batch
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.plugin_host import get_plugin_manager
 from robustbench_lite.threat import Norm, ThreatModel
 
 SETTINGS = AuditSettings(seed=0, batch_size=64, show_progress=False)
@@ -131,3 +140,24 @@ def test_same_seed_same_result(default_model: RobustModel, small_data: EvalData)
     again = run_audit(default_model, small_data, [PGD(steps=3)], threat, SETTINGS, [])
     assert first.cells[0].accuracy == again.cells[0].accuracy
     assert first.cells[0].mean_distance == again.cells[0].mean_distance
+
+
+def test_cheating_plugin_is_reported_by_the_cli(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = ModuleType("cheating_plugin")
+
+    def register_attacks(register: Callable[[Any], None]) -> None:
+        register(OutOfBall)
+
+    plugin.register_attacks = robustbench_lite.hookimpl(register_attacks)  # type: ignore[attr-defined]
+    manager = get_plugin_manager(load_entrypoints=False, extra_plugins=(plugin,))
+    monkeypatch.setattr(audit_cli, "default_plugin_manager", lambda: manager)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["audit", "--attack", "out-of-ball", "--attack", "fgsm",
+                                      "--n-samples", "40", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    cells = json.loads((out / "results.json").read_text())["cells"]
+    cheat = [cell for cell in cells if cell["attack"] == "out-of-ball"]
+    assert cheat and all(cell["violations"] > 0 for cell in cheat)
+    assert "invalid example(s) not counted" in (out / "report.html").read_text()
+    assert "out-of-ball linf eps=0.1 returned invalid adversarial examples" in result.stderr
