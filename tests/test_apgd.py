@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_lite.attacks.apgd import APGDCE, APGDDLR, APGDT, dlr_loss, targeted_dlr_loss
+from robustbench_lite.attacks.apgd import APGDCE, APGDDLR, APGDT
 from robustbench_lite.attacks.base import Attack
+from robustbench_lite.attacks.losses import dlr_loss, targeted_dlr_loss
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.execute import attack_batch
