@@ -109,19 +109,29 @@ def foolbox_pgd(case: Case, steps: int) -> torch.Tensor:
     return clipped
 
 
-def best_time(run: Callable[[], torch.Tensor], repeats: int,
-              device: torch.device) -> tuple[float, torch.Tensor]:
-    run()  # warm-up
-    best, result = float("inf"), torch.empty(0)
+def timed(run: Callable[[], torch.Tensor], device: torch.device) -> tuple[float, torch.Tensor]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, result
+
+
+def round_robin(runs: dict[str, Callable[[], torch.Tensor]], repeats: int,
+                device: torch.device) -> dict[str, tuple[float, torch.Tensor]]:
+    """Best time of each run over ``repeats`` rounds, every round timing each run in turn,
+    so a passing load on the machine affects all of them alike."""
+    for run in runs.values():
+        run()  # warm-up: allocator, library imports, lazy initialisation
+    best: dict[str, tuple[float, torch.Tensor]] = {}
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        result = run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        for label, run in runs.items():
+            seconds, result = timed(run, device)
+            if label not in best or seconds < best[label][0]:
+                best[label] = (seconds, result)
+    return best
 
 
 def main() -> None:
@@ -141,7 +151,7 @@ def main() -> None:
     builders = {"digits": default_model_case, "resnet18": resnet_case}
     for key in args.models:
         case = builders[key](args.batch_size, device)
-        print(f"\n{case.name}, Linf eps={case.eps:.4g}")
+        print(f"\n{case.name}, Linf eps={case.eps:.4g}", flush=True)
         for steps in args.steps:
             runs: dict[str, Callable[[], torch.Tensor]] = {
                 "bare torch loop": partial(bare_loop, case, steps),
@@ -150,16 +160,15 @@ def main() -> None:
                 "ART": partial(art_pgd, case, steps),
                 "Foolbox": partial(foolbox_pgd, case, steps),
             }
-            base = None
             print(f"  PGD-{steps}:")
-            for label, run in runs.items():
-                seconds, x_adv = best_time(run, args.repeats, device)
-                base = base or seconds
+            results = round_robin(runs, args.repeats, device)
+            base = results["bare torch loop"][0]
+            for label, (seconds, x_adv) in results.items():
                 with torch.no_grad():
                     accuracy = float((case.model(x_adv.to(device)).argmax(1) == case.y)
                                      .float().mean())
                 print(f"    {label:<22} {seconds:8.3f} s  {seconds / base:5.2f}x bare   "
-                      f"robust acc {accuracy:6.1%}")
+                      f"robust acc {accuracy:6.1%}", flush=True)
 
 
 if __name__ == "__main__":

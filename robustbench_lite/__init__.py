@@ -4,6 +4,7 @@ Plugins implement hooks with `hookimpl`; see `robustbench_lite.hookspecs` for th
 """
 
 from importlib import metadata
+from typing import Any
 
 from robustbench_lite.hookspecs import hookimpl
 
@@ -12,4 +13,13 @@ try:
 except metadata.PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["__version__", "audit", "hookimpl"]
+
+
+def __getattr__(name: str) -> Any:
+    """``robustbench_lite.audit`` is imported on first use (it loads torch and the engine)."""
+    if name == "audit":
+        from robustbench_lite.api import audit
+
+        return audit
+    raise AttributeError(f"module 'robustbench_lite' has no attribute {name!r}")

@@ -18,8 +18,10 @@ from robustbench_lite.errors import (
     UnknownArchitectureError,
     UnknownAttackError,
     UnknownDatasetError,
+    UnknownMatrixError,
     UnknownNameError,
 )
+from robustbench_lite.matrix.core import MatrixPreset
 from robustbench_lite.models.adapter import ModelAdapter
 from robustbench_lite.models.architecture import Architecture
 from robustbench_lite.plugin_host import PluginManager
@@ -77,10 +79,11 @@ class Catalogue:
     adapters: Registry[type[ModelAdapter]]
     datasets: Registry[type[DatasetSource]]
     attacks: Registry[type[Attack]]
+    matrices: Registry[MatrixPreset]
     builtin_plugins: frozenset[str] = frozenset()
 
     def registries(self) -> list[Registry[Any]]:
-        return [self.architectures, self.adapters, self.datasets, self.attacks]
+        return [self.architectures, self.adapters, self.datasets, self.attacks, self.matrices]
 
     def adapters_in_detection_order(self) -> list[type[ModelAdapter]]:
         """Third-party adapters first (so a plugin can take over a format), built-ins last."""
@@ -102,11 +105,13 @@ def build_catalogue(manager: PluginManager) -> Catalogue:
                           _subclass_of(DatasetSource), "a DatasetSource subclass"),
         attacks=Registry("attack", "register_attacks", UnknownAttackError,
                          _subclass_of(Attack), "an Attack subclass"),
+        matrices=Registry("threat matrix", "register_threat_matrices", UnknownMatrixError,
+                          lambda obj: isinstance(obj, MatrixPreset), "a MatrixPreset"),
         builtin_plugins=frozenset(info.name for info in manager.plugin_infos() if info.builtin),
     )
     for registry in catalogue.registries():
         hook = getattr(manager.hook, registry.hook)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in reversed(hook.get_hookimpls()):  # last registered (third-party) first
 
             def register(obj: Any, _registry: Registry[Any] = registry,
                          _plugin: str = impl.plugin_name) -> None:

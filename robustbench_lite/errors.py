@@ -44,6 +44,14 @@ class UnknownAdapterError(UnknownNameError):
     kind = "model format"
 
 
+class UnknownMatrixError(UnknownNameError):
+    kind = "threat matrix"
+
+
+class MatrixError(RobustbenchError):
+    """A threat-matrix file is malformed; the message names the line or field at fault."""
+
+
 class PluginError(RobustbenchError):
     """A plugin failed to load or registered something invalid; the message names it."""
 
@@ -70,6 +78,11 @@ class DatasetError(RobustbenchError):
 
 class ThreatModelError(RobustbenchError, ValueError):
     """An invalid threat model (unknown norm, negative eps, unsupported by an attack)."""
+
+
+class StoreError(RobustbenchError):
+    """The result store cannot be used (corrupt file, newer schema, not a result store, I/O
+    failure); the message names the file and the fix."""
 
 
 class AttackError(RobustbenchError):

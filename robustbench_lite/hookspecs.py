@@ -66,6 +66,16 @@ def register_attacks(register: Callable[[Any], None]) -> None:
     """
 
 
+@hookspec
+def register_threat_matrices(register: Callable[[Any], None]) -> None:
+    """Register threat-matrix presets.
+
+    Call ``register(preset)`` with a `robustbench_lite.matrix.core.MatrixPreset`; its
+    ``name`` is what users pass to ``--matrix``. ``preset.build(family)`` returns the
+    `ThreatMatrix` for a data family, so eps values can follow the dataset.
+    """
+
+
 # ---------------------------------------------------------------- command-line hooks
 
 

@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "robustbench_lite.builtin.adapters",
     "robustbench_lite.builtin.datasets",
     "robustbench_lite.builtin.attacks",
+    "robustbench_lite.builtin.matrices",
 )
 
 

@@ -70,6 +70,30 @@ class ThreatSummary:
 
 
 @dataclass
+class PerClassRow:
+    """Clean and worst-case robust accuracy of one class at one threat model."""
+
+    norm: str
+    eps: float
+    class_name: str
+    n_samples: int
+    clean_accuracy: float
+    robust_accuracy: float
+
+
+@dataclass
+class CurvePoint:
+    """Accuracy at one eps of a robustness curve. ``source`` is ``grid`` (a cell of the
+    matrix) or ``minimal distances`` (from a minimum-norm attack's per-sample distances)."""
+
+    norm: str
+    attack: str
+    eps: float
+    accuracy: float
+    source: str = "grid"
+
+
+@dataclass
 class RunInfo:
     seed: int
     device: str
@@ -89,8 +113,13 @@ class AuditResult:
     cells: list[CellResult]
     robust_accuracy: list[ThreatSummary]
     run: RunInfo
+    matrix: dict[str, str] = field(default_factory=dict)
+    mode: str = "full"
+    per_class: list[PerClassRow] = field(default_factory=list)
+    curves: list[CurvePoint] = field(default_factory=list)
     transfer: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
+    gates: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, **asdict(self)}
@@ -104,8 +133,13 @@ class AuditResult:
             cells=[CellResult(**cell) for cell in raw["cells"]],
             robust_accuracy=[ThreatSummary(**row) for row in raw["robust_accuracy"]],
             run=RunInfo(**raw["run"]),
+            matrix=dict(raw.get("matrix", {})),
+            mode=raw.get("mode", "full"),
+            per_class=[PerClassRow(**row) for row in raw.get("per_class", [])],
+            curves=[CurvePoint(**row) for row in raw.get("curves", [])],
             transfer=list(raw.get("transfer", [])),
             checks=list(raw.get("checks", [])),
+            gates=list(raw.get("gates", [])),
         )
 
     def cells_frame(self) -> pd.DataFrame:

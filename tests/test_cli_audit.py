@@ -23,7 +23,7 @@ from robustbench_lite.models.zoo.digits_cnn import DigitsCNN
 
 WEIGHTS = (Path(__file__).resolve().parent.parent / "robustbench_lite" / "weights"
            / "digits_cnn.safetensors")
-FAST = ("--n-samples", "20", "--attack", "fgsm", "--threat", "linf:0.1")
+FAST = ("--n-samples", "20", "--attack", "fgsm", "--threat", "linf:0.1", "--no-transfer")
 GOOD_REPORT = "<html>a previous good report</html>\n"
 GOOD_RESULTS = '{"previous": true}\n'
 
@@ -118,8 +118,8 @@ def _scripted(module: nn.Module, name: str) -> Callable[[Path], Path]:
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Path]:
     out = tmp_path_factory.mktemp("default") / "out"
-    result = invoke("audit", "--n-samples", "30", "--attack", "fgsm", "--attack", "pgd:steps=3",
-                    "--out", str(out))
+    result = invoke("audit", "--n-samples", "30", "--matrix", "quick", "--attack", "fgsm",
+                    "--attack", "pgd:steps=3", "--no-transfer", "--out", str(out))
     return result, out
 
 
@@ -172,7 +172,7 @@ def test_name_is_escaped_in_report(tmp_path: Path) -> None:
 def test_threat_and_attack_options(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = invoke("audit", "--n-samples", "20", "--threat", "linf:8/255,0.1",
-                    "--attack", "pgd:steps=3", "--out", out, "-q")
+                    "--attack", "pgd:steps=3", "--no-transfer", "--out", out, "-q")
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "results.json").read_text())
     cells = doc["cells"]
@@ -278,7 +278,8 @@ def test_bad_input_is_one_error_line(maker: Callable[[Path], Path] | None,
     (out / "report.html").write_text(GOOD_REPORT)
     (out / "results.json").write_text(GOOD_RESULTS)
     model_args = [str(maker(tmp_path))] if maker else []
-    result = invoke("audit", *model_args, *extra, "--n-samples", "20", "--out", out, "-q")
+    result = invoke("audit", *model_args, *extra, "--n-samples", "20", "--matrix", "quick",
+                    "--no-transfer", "--out", out, "-q")
 
     assert result.exit_code not in (0, None), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -332,7 +333,8 @@ def test_console_script_runs(tmp_path: Path) -> None:
     assert script.is_file(), f"console script not installed next to {sys.executable}"
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run([str(script), "audit", "--n-samples", "20", "--out", str(out), "-q"],
+    done = subprocess.run([str(script), "audit", "--n-samples", "20", "--matrix", "quick",
+                           "--no-transfer", "--out", str(out), "-q"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -153,8 +153,9 @@ def test_cheating_plugin_is_reported_by_the_cli(tmp_path: Path,
     manager = get_plugin_manager(load_entrypoints=False, extra_plugins=(plugin,))
     monkeypatch.setattr(audit_cli, "default_plugin_manager", lambda: manager)
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["audit", "--attack", "out-of-ball", "--attack", "fgsm",
-                                      "--n-samples", "40", "--out", str(out), "-q"])
+    result = CliRunner().invoke(cli, ["audit", "--matrix", "quick", "--attack", "out-of-ball",
+                                      "--attack", "fgsm", "--n-samples", "40", "--no-transfer",
+                                      "--out", str(out), "-q"])
     assert result.exit_code == 0, result.output
     cells = json.loads((out / "results.json").read_text())["cells"]
     cheat = [cell for cell in cells if cell["attack"] == "out-of-ball"]

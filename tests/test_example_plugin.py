@@ -67,8 +67,8 @@ def test_plugins_lists_the_example(plugin_site: Path, tmp_path: Path) -> None:
 
 def test_audit_runs_the_plugin_attack(plugin_site: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = robust(plugin_site, tmp_path, "audit", "--attack", "random-sign",
-                    "--n-samples", "40", "--out", str(out), "-q")
+    result = robust(plugin_site, tmp_path, "audit", "--matrix", "quick", "--attack",
+                    "random-sign", "--n-samples", "40", "--no-transfer", "--out", str(out), "-q")
     assert result.returncode == 0, result.stderr
     results = json.loads((out / "results.json").read_text())
     cells = [cell for cell in results["cells"] if cell["attack"] == "random-sign"]

@@ -78,5 +78,6 @@ def test_failed_write_keeps_the_previous_report(result: AuditResult, tmp_path: P
     with pytest.raises(RuntimeError):
         write_outputs(result, tmp_path)
     assert (tmp_path / "report.html").read_text() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.csv", "report.html",
-                                                         "results.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cells.csv", "curves.csv", "per_class.csv", "report.html", "results.json",
+        "robust_accuracy.csv", "transfer.csv"]

@@ -24,7 +24,8 @@ def test_wheel_renders_a_report(tmp_path: Path) -> None:
                     "--target", str(site), str(wheel)], check=True, capture_output=True)
     out = tmp_path / "out"
     script = ("import sys, robustbench_lite; print(robustbench_lite.__file__); "
-              "sys.argv = ['robust', 'audit', '--n-samples', '20', '--attack', 'fgsm', "
+              "sys.argv = ['robust', 'audit', '--n-samples', '20', '--matrix', 'quick', "
+              "'--no-transfer', "
               f"'--out', {str(out)!r}, '-q']; "
               "from robustbench_lite.cli import main; main()")
     env = {**os.environ, "PYTHONPATH": str(site)}

@@ -1,4 +1,4 @@
-"""``robust audit``: evaluate a model file against attacks and write the report."""
+"""``robust audit``: evaluate a model file against a threat matrix and write the report."""
 
 from __future__ import annotations
 
@@ -8,47 +8,39 @@ from typing import Any
 import click
 import torch
 
-from robustbench_lite.attacks.spec import build_attack
-from robustbench_lite.catalogue import Catalogue, catalogue_for
+from robustbench_lite.api import (
+    DEFAULT_MATRIX,
+    DEFAULT_TRANSFER_ATTACK,
+    AuditJob,
+    ModelOptions,
+    run_job,
+)
+from robustbench_lite.api import prepare as prepare_job
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
 from robustbench_lite.cli.options import parse_floats, parse_json_object, resolve_device
-from robustbench_lite.data.resolve import DEFAULT_DATASET, load_dataset
-from robustbench_lite.engine.audit import AuditSettings, run_audit
-from robustbench_lite.errors import ModelLoadError
-from robustbench_lite.models.architecture import Architecture
-from robustbench_lite.models.loading import check_model_on_data, load_model
+from robustbench_lite.engine.store import ResultStore
+from robustbench_lite.gates import (
+    GATE_FAILED_EXIT_CODE,
+    Gate,
+    evaluate_gates,
+    parse_gate_at,
+    parse_threshold,
+)
 from robustbench_lite.plugin_host import default_plugin_manager
 from robustbench_lite.reports.outputs import write_outputs
 from robustbench_lite.results import AuditResult
-from robustbench_lite.threat import ThreatModel, parse_threat_spec
-from robustbench_lite.threat_defaults import default_threats
-
-DEFAULT_MODEL = "digits-cnn"
-DEFAULT_ATTACKS = ("fgsm", "pgd")
 
 EPILOG = """\b
 Examples:
   robust audit                                  # built-in default model on digits
+  robust audit --matrix quick                   # a one-minute audit
   robust audit model.pt --arch preact-resnet18 --data cifar10:./cifar-10-batches-py \\
       --mean 0.4914,0.4822,0.4465 --std 0.2471,0.2435,0.2616
   robust audit scripted.pt --data test.npz --threat linf:2/255,8/255 --attack pgd:steps=40
+  robust audit a.pt --compare b.pt --compare c.pt --data test.npz   # transferability
+  robust audit model.pt --data test.npz --fail-under 0.5            # CI gate (exit 3)
   robust audit whole_model.pt --trust-model     # pickled nn.Module: runs code from the file
 """
-
-
-def _bundled_model(model: str | None, catalogue: Catalogue) -> Architecture | None:
-    """The architecture with bundled weights that ``model`` names (None for a file)."""
-    name = model or DEFAULT_MODEL
-    if model is not None and Path(model).exists():
-        return None
-    if name in catalogue.architectures.names():
-        arch = catalogue.architectures.get(name)
-        if arch.weights is not None:
-            if not arch.weights.is_file():
-                raise ModelLoadError(f"the bundled weights of {name!r} are missing "
-                                     f"({arch.weights}); reinstall the package")
-            return arch
-    return None
 
 
 @click.command("audit", epilog=EPILOG)
@@ -69,70 +61,92 @@ def _bundled_model(model: str | None, catalogue: Catalogue) -> Architecture | No
               "[default: digits]")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--n-samples", type=click.IntRange(min=1), help="Audit only the first N samples.")
+@click.option("--matrix", default=DEFAULT_MATRIX, show_default=True,
+              help="Threat matrix: a preset (see `robust matrix list`) or a .toml file.")
 @click.option("--attack", "attack_specs", multiple=True, metavar="NAME[:k=v,...]",
-              help="Attack to run (repeatable), e.g. pgd:steps=40. [default: fgsm, pgd]")
+              help="Replace the matrix's attacks (repeatable), e.g. pgd:steps=40.")
 @click.option("--threat", "threat_specs", multiple=True, metavar="NORM:EPS[,EPS...]",
-              help="Threat models (repeatable), e.g. linf:0.1,8/255 or l2:1.0. "
-              "[default: the dataset's Linf eps grid]")
+              help="Replace the matrix's threat models (repeatable), e.g. linf:0.1,8/255.")
+@click.option("--fast", is_flag=True, help="Cascade mode: each attack runs only on samples "
+              "the earlier ones left robust (same worst case, cumulative per-attack cells).")
+@click.option("--compare", "compare_models", multiple=True, metavar="MODEL",
+              help="Another model for the transferability table (repeatable; loaded with the "
+              "same --arch/--mean/--std options).")
+@click.option("--transfer/--no-transfer", default=True, show_default=True,
+              help="Build the transferability table (with no --compare: against a surrogate "
+              "distilled from the model's predictions).")
+@click.option("--transfer-attack", default=DEFAULT_TRANSFER_ATTACK, show_default=True,
+              help="Attack crafting the transferred examples.")
+@click.option("--fail-under", metavar="ACC", help="Exit with code 3 if the worst-case robust "
+              "accuracy at any threat model is below ACC (0.6 or 60%).")
+@click.option("--fail-under-at", "fail_under_at", multiple=True, metavar="NORM:EPS=ACC",
+              help="Exit with code 3 if the worst-case robust accuracy at this threat model "
+              "is below ACC (repeatable), e.g. linf:8/255=0.5.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Halved automatically on CUDA out-of-memory.")
+@click.option("--shard-size", type=click.IntRange(min=1), help="Split each cell into units of "
+              "this many samples (the unit of resumption). [default: one unit per cell]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("robust-out"), show_default=True, help="Output directory.")
+@click.option("--store/--no-store", "use_store", default=True, show_default=True,
+              help="Keep finished cells in OUT/results.sqlite so a rerun resumes.")
 @click.option("--name", help="Model name shown in the report. [default: the file name]")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings, errors and the output paths.")
 @explain_errors
 def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
                   trust_model: bool, format_name: str | None, mean: str | None,
                   std: str | None, data_spec: str | None, split: str, n_samples: int | None,
-                  attack_specs: tuple[str, ...], threat_specs: tuple[str, ...], seed: int,
-                  batch_size: int, device: str, out_dir: Path, name: str | None,
-                  quiet: bool) -> None:
+                  matrix: str, attack_specs: tuple[str, ...], threat_specs: tuple[str, ...],
+                  fast: bool, compare_models: tuple[str, ...], transfer: bool,
+                  transfer_attack: str, fail_under: str | None, fail_under_at: tuple[str, ...],
+                  seed: int, batch_size: int, shard_size: int | None, device: str,
+                  out_dir: Path, use_store: bool, name: str | None, quiet: bool) -> None:
     """Audit the robustness of MODEL (a model file or a built-in model name).
 
     With no MODEL, audits the built-in default model on the embedded digits data. The
     format of MODEL is detected by content: TorchScript, a torch.save state_dict or
     checkpoint (with --arch), safetensors (with --arch), or a pickled nn.Module (only with
-    --trust-model). Writes report.html, results.json and cells.csv into --out.
+    --trust-model). Writes report.html, results.json and CSV tables into --out; finished
+    cells are kept in --out/results.sqlite, so an interrupted audit resumes where it stopped.
     """
     configure_output(quiet)
     target, kwargs, mean_values, std_values = _parse_options(device, arch_kwargs, mean, std)
-    manager = default_plugin_manager()
-    catalogue = catalogue_for(manager)
-    attacks = [build_attack(spec, catalogue) for spec in attack_specs or DEFAULT_ATTACKS]
-    threats: list[ThreatModel] = [t for spec in threat_specs for t in parse_threat_spec(spec)]
-    bundled = _bundled_model(model, catalogue)
-    data = load_dataset(data_spec or (bundled.dataset if bundled and bundled.dataset
-                                      else DEFAULT_DATASET), catalogue, split).subset(n_samples)
-    threats = threats or default_threats(data.family)
-    path: Path
-    display_name: str | None
-    if bundled is not None and bundled.weights is not None:
-        what = "the built-in default model" if model is None else "the built-in model"
-        click.echo(f"Auditing {what} {bundled.name!r} (bundled weights) on {data.name!r} "
-                   f"({split} split, {len(data.x)} samples)")
-        path, arch, display_name = bundled.weights, bundled.name, name or bundled.name
-    else:
-        model = str(model)
-        click.echo(f"Auditing {model} on {data.name!r} ({split} split, {len(data.x)} samples)")
-        path, display_name = Path(model), name
-    robust_model = load_model(
-        path, catalogue=catalogue, input_shape=data.input_shape, arch=arch,
-        arch_kwargs=kwargs, trust_model=trust_model, mean=mean_values, std=std_values,
-        name=display_name,
-        num_classes=data.num_classes, format_name=format_name,
-    ).to(target)
-    check_model_on_data(robust_model, data)
-    settings = AuditSettings(seed=seed, batch_size=batch_size, show_progress=not quiet,
-                             command=command_line(click.get_current_context()))
-    plugins = [{"name": info.name, "version": info.version}
-               for info in manager.plugin_infos()]
-    result = run_audit(robust_model, data, attacks, threats, settings, plugins)
+    gates = _parse_gates(fail_under, fail_under_at)
+    job = prepare_job(
+        model, data_spec, matrix=matrix, attacks=attack_specs, threats=threat_specs,
+        options=ModelOptions(arch=arch, arch_kwargs=kwargs, trust_model=trust_model,
+                             mean=mean_values, std=std_values, format_name=format_name,
+                             name=name),
+        compare=compare_models, transfer=transfer, transfer_attack=transfer_attack, seed=seed,
+        batch_size=batch_size, device=target, fast=fast, shard_size=shard_size,
+        store=out_dir / ResultStore.FILENAME if use_store else None, split=split,
+        n_samples=n_samples, show_progress=not quiet,
+        command=command_line(click.get_current_context()), manager=default_plugin_manager())
+    click.echo(_first_line(job, model))
+    result = run_job(job)
+    result.gates = evaluate_gates(result, gates)
     paths = write_outputs(result, out_dir)
     if not quiet:
         _print_summary(result)
     click.echo(f"Report:  {paths['report'].resolve()}")
     click.echo(f"Results: {paths['results'].resolve()}")
+    failed = [gate for gate in result.gates if not gate["passed"]]
+    for gate in result.gates:
+        click.echo(f"Gate {'passed' if gate['passed'] else 'FAILED'}: {gate['message']}",
+                   err=not gate["passed"])
+    if failed:
+        raise SystemExit(GATE_FAILED_EXIT_CODE)
+
+
+def _first_line(job: AuditJob, model: str | None) -> str:
+    data = f"on {job.data.name!r} ({job.split} split, {len(job.data.x)} samples), " \
+           f"matrix {job.matrix.name!r}"
+    if job.bundled is not None:
+        what = "the built-in default model" if model is None else "the built-in model"
+        return f"Auditing {what} {job.bundled.name!r} (bundled weights) {data}"
+    return f"Auditing {model} {data}"
 
 
 def _parse_options(device: str, arch_kwargs: str | None, mean: str | None, std: str | None
@@ -146,8 +160,18 @@ def _parse_options(device: str, arch_kwargs: str | None, mean: str | None, std: 
         raise click.ClickException(exc.format_message()) from exc
 
 
+def _parse_gates(fail_under: str | None, fail_under_at: tuple[str, ...]) -> list[Gate]:
+    gates = [parse_gate_at(spec) for spec in fail_under_at]
+    if fail_under is not None:
+        try:
+            gates.insert(0, Gate(parse_threshold(fail_under)))
+        except ValueError as exc:
+            raise click.ClickException(f"--fail-under: {exc}") from exc
+    return gates
+
+
 def _print_summary(result: AuditResult) -> None:
-    click.echo(f"\nClean accuracy: {result.clean_accuracy:.2%}")
+    click.echo(f"\nClean accuracy: {result.clean_accuracy:.2%}   mode: {result.mode}")
     table = result.accuracy_table()
     click.echo(table.map(lambda v: "-" if v != v else f"{v:.2%}").to_string())
     for cell in result.cells:
@@ -157,3 +181,8 @@ def _print_summary(result: AuditResult) -> None:
         elif cell.violations:
             click.echo(f"Invalid output not counted: {cell.attack} {cell.norm} {cell.eps:g}: "
                        f"{'; '.join(cell.violation_details)}", err=True)
+    if result.transfer:
+        click.echo("\nTransferability (target accuracy on the source's adversarial examples):")
+        for row in result.transfer:
+            click.echo(f"  {row['source']} -> {row['target']} at {row['norm']} "
+                       f"eps={row['eps']:g}: {row['accuracy']:.2%}")

@@ -1,8 +1,13 @@
-"""The audit: clean accuracy, then every (attack, threat model) cell, then the worst case.
+"""The audit: clean accuracy, then every (attack, threat model) cell, then the worst case,
+per-class results and robustness curves.
 
-Only samples the model classifies correctly are attacked (the others are not robust
-anyway); per sample, the worst case over all attacks of a threat model is robust only if
-every attack failed on it.
+Work is split into units (`robustbench_lite.engine.units`) that an executor runs; each
+finished unit is kept in the result store, so a rerun skips it. Only samples the model
+classifies correctly are attacked. In the default (full) mode every attack runs on all of
+them and the worst case is, per sample, robust only if every attack failed. In fast
+(cascade) mode each attack runs only on the samples the earlier attacks of the same threat
+model left robust, as AutoAttack does: the worst case is the same, and each cell then shows
+the accuracy after that attack and all earlier ones.
 """
 
 from __future__ import annotations
@@ -11,23 +16,36 @@ import logging
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from robustbench_lite.attacks.base import Attack
+from robustbench_lite.attacks.base import Attack, MinimumNormAttack
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import attack_batch, batch_seed
+from robustbench_lite.engine.aggregate import (
+    cell_result,
+    fraction,
+    grid_curves,
+    merge_shards,
+    minimal_curve,
+    per_class_rows,
+)
+from robustbench_lite.engine.executor import Executor, InProcessExecutor
+from robustbench_lite.engine.runner import BatchBudget, run_unit
+from robustbench_lite.engine.store import ResultStore, UnitRecord
+from robustbench_lite.engine.units import MINIMAL_CONTEXT, WorkUnit, shards, unit_key
 from robustbench_lite.errors import NonFiniteOutputError
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import (
     AuditResult,
     CellResult,
+    CurvePoint,
     DataInfo,
     ModelInfo,
+    PerClassRow,
     RunInfo,
     ThreatSummary,
 )
@@ -35,18 +53,15 @@ from robustbench_lite.threat import ThreatModel
 
 logger = logging.getLogger(__name__)
 
-
 @dataclass(frozen=True)
 class AuditSettings:
     seed: int = 0
     batch_size: int = 128
     show_progress: bool = True
     command: str = ""
-
-
-def fraction(mask: torch.Tensor) -> float:
-    """Exact fraction of True entries (count / total, not a float32 mean)."""
-    return int(mask.sum()) / len(mask) if len(mask) else 0.0
+    fast: bool = False
+    shard_size: int | None = None
+    matrix: dict[str, str] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -63,78 +78,116 @@ def clean_predictions(model: RobustModel, data: EvalData, batch_size: int) -> to
     return torch.cat(predictions)
 
 
-def run_cell(model: RobustModel, data: EvalData, correct: torch.Tensor, attack: Attack,
-             threat: ThreatModel, settings: AuditSettings) -> tuple[CellResult, torch.Tensor]:
-    """Attack every correctly classified sample; return the cell and its robust mask."""
-    robust = correct.clone()
-    empty = CellResult(attack=attack.name, params=attack.params, norm=threat.norm.value,
-                       eps=threat.eps, targeted=threat.targeted, accuracy=None,
-                       success_rate=None, n_samples=len(data.x), mean_distance=None,
-                       max_distance=None, queries=0, seconds=0.0)
-    if not attack.supports(threat):
-        return replace(empty, skipped=f"{attack.name} does not support {threat.label}"), robust
-    indices = torch.nonzero(correct).flatten()
-    distances: list[torch.Tensor] = []
-    problems: list[str] = []
-    queries = violations = 0
-    started = time.perf_counter()
-    label = f"{attack.name} {threat.label}"
-    try:
-        for start in tqdm(range(0, len(indices), settings.batch_size), desc=label,
-                          unit="batch", leave=False, disable=not settings.show_progress):
-            chosen = indices[start:start + settings.batch_size]
-            x = data.x[chosen].to(model.device)
-            y = data.y[chosen].to(model.device)
-            outcome = attack_batch(attack, model, x, y, threat,
-                                   batch_seed(settings.seed, attack, threat, int(chosen[0])))
-            robust[chosen] = (outcome.predicted == y).cpu()
-            distances.append(threat.distances(outcome.x_adv, x).cpu())
-            queries += outcome.queries
-            violations += int((~outcome.valid).sum())
-            problems.extend(outcome.problems)
-    except Exception as exc:
-        logger.warning("%s failed: %s: %s", label, type(exc).__name__, exc)
-        return replace(empty, queries=queries, seconds=time.perf_counter() - started,
-                       error=f"{type(exc).__name__}: {exc}"), correct.clone()
-    details = list(dict.fromkeys(problems))
-    if details:
-        logger.warning("%s returned invalid adversarial examples (not counted): %s", label,
-                       "; ".join(details))
-    all_distances = torch.cat(distances) if distances else torch.zeros(0)
-    n_correct = int(correct.sum())
-    return replace(
-        empty, accuracy=fraction(robust),
-        success_rate=1 - int(robust.sum()) / n_correct if n_correct else None,
-        mean_distance=float(all_distances.mean()) if len(all_distances) else None,
-        max_distance=float(all_distances.max()) if len(all_distances) else None,
-        queries=queries, seconds=time.perf_counter() - started, violations=violations,
-        violation_details=details,
-    ), robust
+class _Runner:
+    """Runs units through the executor, reading finished ones from the store."""
+
+    def __init__(self, model: RobustModel, data: EvalData, settings: AuditSettings,
+                 store: ResultStore | None, executor: Executor) -> None:
+        self.model, self.data, self.settings = model, data, settings
+        self.store, self.executor = store, executor
+        self.budget = BatchBudget(settings.batch_size)
+        self.reused = 0
+
+    def unit(self, attack: Attack, threat: ThreatModel, start: int, stop: int,
+             mask: torch.Tensor, context: str = "") -> WorkUnit:
+        key = unit_key(attack, threat, self.model.sha256, self.data.sha256, self.settings.seed,
+                       start, stop, context)
+        return WorkUnit(attack, threat, start, stop, mask[start:stop].clone(), key)
+
+    def _work(self, unit: WorkUnit) -> UnitRecord:
+        cached = self.store.get(unit.key) if self.store is not None else None
+        if cached is not None:
+            self.reused += 1
+            return cached
+        record = run_unit(self.model, self.data, unit, self.settings.seed, self.budget,
+                          self.settings.show_progress)
+        if self.store is not None:
+            self.store.put(record)
+        return record
+
+    def run(self, units: Sequence[WorkUnit], progress: tqdm) -> dict[str, UnitRecord]:
+        records = {}
+        for record in self.executor.run(units, self._work):
+            records[record.key.digest()] = record
+            progress.update(1)
+        return records
+
+
+def _grid_units(runner: _Runner, attacks: Sequence[Attack], threats: Sequence[ThreatModel],
+                correct: torch.Tensor) -> list[WorkUnit]:
+    ranges = shards(len(correct), runner.settings.shard_size)
+    units = [runner.unit(attack, threat, start, stop, correct)
+             for threat in threats for attack in attacks for start, stop in ranges]
+    for attack in attacks:
+        if not isinstance(attack, MinimumNormAttack):
+            continue
+        for norm in dict.fromkeys(t.norm for t in threats):
+            threat = ThreatModel(norm, 0.0)
+            if attack.supports(threat):
+                units += [runner.unit(attack, threat, start, stop, correct, MINIMAL_CONTEXT)
+                          for start, stop in ranges]
+    return units
+
+
+def _cell_record(records: dict[str, UnitRecord], units: Sequence[WorkUnit]) -> UnitRecord:
+    return merge_shards([records[unit.key.digest()] for unit in units])
 
 
 def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
               threats: Sequence[ThreatModel], settings: AuditSettings,
-              plugins: list[dict[str, str | None]]) -> AuditResult:
+              plugins: list[dict[str, str | None]], *, store: ResultStore | None = None,
+              executor: Executor | None = None) -> AuditResult:
     """Evaluate ``model`` on ``data`` under every attack x threat model."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     correct = clean_predictions(model, data, settings.batch_size) == data.y
+    runner = _Runner(model, data, settings, store, executor or InProcessExecutor())
+    ranges = shards(len(correct), settings.shard_size)
     cells: list[CellResult] = []
     summaries: list[ThreatSummary] = []
-    for threat in threats:
-        worst = correct.clone()
-        counted: list[str] = []
-        for attack in attacks:
-            cell, robust = run_cell(model, data, correct, attack, threat, settings)
-            cells.append(cell)
-            if cell.accuracy is not None:
-                worst &= robust
-                counted.append(attack.name)
-            logger.info("%-8s %-18s accuracy %s", attack.name, threat.label,
-                        "-" if cell.accuracy is None else f"{cell.accuracy:.2%}")
-        summaries.append(ThreatSummary(threat.norm.value, threat.eps,
-                                       fraction(worst), counted))
+    per_class: list[PerClassRow] = []
+    correct_np = correct.numpy()
+    labels = data.y.numpy()
+    grid = [] if settings.fast else _grid_units(runner, attacks, threats, correct)
+    total = len(grid) or len(threats) * len(attacks) * len(ranges)
+    with tqdm(total=total, desc="cells", unit="unit", disable=not settings.show_progress) as bar:
+        records = runner.run(grid, bar) if grid else {}
+        for threat in threats:
+            worst = correct_np.copy()
+            counted: list[str] = []
+            earlier: list[str] = []
+            for attack in attacks:
+                attacked = torch.from_numpy(worst.copy()) if settings.fast else correct
+                context = f"cascade after: {', '.join(earlier)}" if settings.fast else ""
+                units = [runner.unit(attack, threat, start, stop, attacked, context)
+                         for start, stop in ranges]
+                if settings.fast:
+                    records.update(runner.run(units, bar))
+                    earlier.append(repr(attack))
+                record = _cell_record(records, units)
+                cell = cell_result(attack, threat, record, attacked.numpy())
+                cells.append(cell)
+                if cell.accuracy is not None:
+                    worst &= record.robust | ~attacked.numpy()
+                    counted.append(attack.name)
+                if settings.fast and cell.accuracy is not None:
+                    cell.accuracy = fraction(worst)
+                logger.info("%-10s %-18s accuracy %s", attack.name, threat.label,
+                            "-" if cell.accuracy is None else f"{cell.accuracy:.2%}")
+            summaries.append(ThreatSummary(threat.norm.value, threat.eps, fraction(worst),
+                                           counted))
+            per_class += per_class_rows(threat, labels, correct_np, worst, data.class_names)
+    curves: list[CurvePoint] = grid_curves(cells, summaries)
+    for unit_group in _minimal_groups(grid):
+        record = _cell_record(records, unit_group)
+        if record.error is None:
+            norm = unit_group[0].threat.norm
+            largest = max((t.eps for t in threats if t.norm is norm), default=0.0)
+            curves += minimal_curve(unit_group[0].attack.name, norm.value, record.distances,
+                                    largest)
+    if runner.reused:
+        logger.info("reused %d finished unit(s) from the result store", runner.reused)
     return AuditResult(
         model=ModelInfo(model.name, model.sha256, model.load_info.format,
                         model.load_info.trusted, model.load_info.architecture,
@@ -142,13 +195,25 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
                         list(model.load_info.notes)),
         data=DataInfo(data.name, data.sha256, len(data.x), data.source, data.family,
                       list(data.class_names)),
-        clean_accuracy=fraction(correct),
+        clean_accuracy=fraction(correct_np),
         cells=cells,
         robust_accuracy=summaries,
         run=RunInfo(settings.seed, str(model.device), settings.batch_size, settings.command,
                     started_at, time.perf_counter() - started, environment_versions(),
                     plugins),
+        matrix=dict(settings.matrix),
+        mode="fast (cascade)" if settings.fast else "full",
+        per_class=per_class,
+        curves=curves,
     )
+
+
+def _minimal_groups(units: Sequence[WorkUnit]) -> list[list[WorkUnit]]:
+    groups: dict[tuple[str, str], list[WorkUnit]] = {}
+    for unit in units:
+        if unit.minimal:
+            groups.setdefault((repr(unit.attack), unit.threat.norm.value), []).append(unit)
+    return list(groups.values())
 
 
 def environment_versions() -> dict[str, str]:

@@ -100,7 +100,7 @@ def load_model(path: Path, *, catalogue: Catalogue, input_shape: tuple[int, ...]
     builder = architecture_builder(arch, arch_kwargs or {}, catalogue, num_classes) \
         if arch else None
     adapter = _choose_adapter(path, header, catalogue, format_name)
-    logger.info("loading %s as %s", path, adapter.name)
+    logger.debug("loading %s as %s", path, adapter.name)
     loaded = adapter.load(LoadRequest(path, header, trust_model, arch, builder))
     module, info = loaded.module, loaded.info
     if not isinstance(module, nn.Module):

@@ -1,0 +1,114 @@
+"""Compute one unit of work: attack the chosen samples of a shard, batch by batch, through
+the host (`attack_batch`), halving the batch size when CUDA runs out of memory."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from robustbench_lite.attacks.base import MinimumNormAttack
+from robustbench_lite.data.eval_data import EvalData
+from robustbench_lite.engine.execute import QueryCounter, attack_batch, batch_seed
+from robustbench_lite.engine.store import UnitRecord
+from robustbench_lite.engine.units import WorkUnit
+from robustbench_lite.engine.verify import verify_batch
+from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.threat import ThreatModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchBudget:
+    """The batch size in force; halved (for the rest of the run) on CUDA out-of-memory."""
+
+    size: int
+
+    def halve(self, label: str) -> None:
+        if self.size == 1:
+            raise torch.OutOfMemoryError(f"{label}: out of memory even at batch size 1")
+        self.size = max(1, self.size // 2)
+        logger.warning("%s: CUDA out of memory; retrying with batch size %d", label, self.size)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _minimal_batch(unit: WorkUnit, model: RobustModel, x: torch.Tensor, y: torch.Tensor,
+                   seed: int) -> tuple[torch.Tensor, int, tuple[str, ...]]:
+    """Host-checked minimal distances: inf where the attack's example does not fool the
+    model or is invalid."""
+    attack = unit.attack
+    assert isinstance(attack, MinimumNormAttack)
+    counter = QueryCounter(model)
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    x_min = attack.find_minimal(counter, x, y, unit.threat.norm, generator)
+    # the search is unbounded: only shape, dtype, finiteness and the pixel box are checked
+    verification = verify_batch(x, x_min, ThreatModel(unit.threat.norm, sys.float_info.max))
+    checked = torch.where(verification.valid.view(-1, *[1] * (x.dim() - 1)), x_min, x)
+    distances = MinimumNormAttack.distances(model, x, checked, y, unit.threat.norm)
+    return distances, counter.queries, verification.problems
+
+
+def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
+             budget: BatchBudget, show_progress: bool) -> UnitRecord:
+    """Attack the samples ``unit.attack_mask`` selects; the others are recorded as not
+    robust (misclassified or already broken) with no distance."""
+    n = unit.stop - unit.start
+    robust = np.zeros(n, dtype=bool)
+    distances = np.full(n, np.nan)
+    label = f"{unit.attack.name} {unit.threat.label}"
+    if not unit.attack.supports(unit.threat):
+        return UnitRecord(unit.key, robust, distances, 0, 0.0,
+                          skipped=f"{unit.attack.name} does not support {unit.threat.label}")
+    chosen = torch.nonzero(unit.attack_mask).flatten()
+    if unit.minimal:
+        distances[~unit.attack_mask.numpy()] = 0.0  # misclassified: broken at eps 0
+    queries, violations = 0, 0
+    problems: list[str] = []
+    started = time.perf_counter()
+    progress = tqdm(total=len(chosen), desc=label, unit="sample", leave=False,
+                    disable=not show_progress)
+    position = 0
+    try:
+        while position < len(chosen):
+            local = chosen[position:position + budget.size]
+            index = local + unit.start
+            x = data.x[index].to(model.device)
+            y = data.y[index].to(model.device)
+            seed_here = batch_seed(seed, unit.attack, unit.threat, int(index[0]))
+            try:
+                if unit.minimal:
+                    found, used, issues = _minimal_batch(unit, model, x, y, seed_here)
+                    distances[local.numpy()] = found.cpu().numpy()
+                else:
+                    outcome = attack_batch(unit.attack, model, x, y, unit.threat, seed_here)
+                    robust[local.numpy()] = (outcome.predicted == y).cpu().numpy()
+                    distances[local.numpy()] = unit.threat.distances(outcome.x_adv, x).cpu()
+                    used, issues = outcome.queries, outcome.problems
+                    violations += int((~outcome.valid).sum())
+            except torch.OutOfMemoryError:
+                budget.halve(label)
+                continue
+            queries += used
+            problems.extend(issues)
+            position += len(local)
+            progress.update(len(local))
+    except Exception as exc:
+        logger.warning("%s failed: %s: %s", label, type(exc).__name__, exc)
+        return UnitRecord(unit.key, unit.attack_mask.numpy().copy(), np.full(n, np.nan),
+                          queries, time.perf_counter() - started,
+                          error=f"{type(exc).__name__}: {exc}")
+    finally:
+        progress.close()
+    details = list(dict.fromkeys(problems))
+    if details:
+        logger.warning("%s returned invalid adversarial examples (not counted): %s", label,
+                       "; ".join(details))
+    return UnitRecord(unit.key, robust, distances, queries, time.perf_counter() - started,
+                      violations=violations, violation_details=details)

@@ -1,0 +1,463 @@
+"""The resumable result store: an SQLite file of finished units of work.
+
+A *unit* is one attack at one threat model on one shard of the data. Its `UnitKey` names
+everything that decides its outcome (model and data hashes, the attack and its parameters,
+the threat model, the seed, the shard and a free-form ``context``); its `UnitRecord` holds
+the per-sample outcome. The engine asks `ResultStore.get` before running a unit and calls
+`ResultStore.put` once the unit is finished, so a rerun skips every finished unit and gives
+the same numbers as an uninterrupted run.
+
+Contract:
+
+* Records are looked up by `UnitKey.digest`, the SHA-256 of the key's canonical JSON
+  (`UnitKey.canonical_json`: sorted keys, no whitespace, ASCII, floats written as Python's
+  shortest round-trip ``repr``, tuples as lists, ``-0.0`` as ``0.0``, non-finite floats as
+  ``{"__float__": "inf"}``). The digest is the same in every process and Python version;
+  two keys are equal exactly when their digests are.
+* A record's ``robust`` (bool) and ``distances`` (float64) hold one entry per shard sample
+  (``shard_stop - shard_start``); a record with ``error`` or ``skipped`` set may hold none.
+* Records with ``error`` or ``skipped`` are stored and returned like any other: `get` does
+  not judge them; the engine decides whether a stored error counts as finished (it does:
+  rerunning a deterministic failure gives the same failure) or is retried.
+* `put` of a key already stored replaces the record (last write wins).
+* Arrays are stored as ``.npy`` bytes (`numpy.save`) and read with ``allow_pickle=False``;
+  nothing is ever pickled, so opening a store cannot execute code.
+
+Durability: the file uses WAL journaling with ``synchronous=FULL``; each `put` is one
+transaction that is committed, and its WAL frame fsynced, before `put` returns. A process
+killed at any moment (Ctrl-C, ``kill -9``, power loss) leaves every unit whose `put`
+returned readable and the file consistent; at most the unit in flight is lost. (WAL with
+``synchronous=NORMAL`` would survive a killed process but could lose the last commits on
+power loss; one fsync per unit costs nothing next to running an attack.) WAL needs a local
+file system: do not put the store on NFS or a similar network share.
+
+Concurrency: one writer at a time; other processes may read meanwhile (WAL readers do not
+block the writer), and a process that finds the file locked waits up to
+`BUSY_TIMEOUT_SECONDS` before failing.
+
+The schema version is kept in ``PRAGMA user_version`` (`SCHEMA_VERSION`); a file written by
+a newer version, a corrupt file, or an SQLite file that is not a result store raises
+`StoreError`, whose message names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import operator
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+import numpy as np
+
+from robustbench_lite.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+#: Version of the table layout, kept in ``PRAGMA user_version`` (0 means a new, empty file).
+SCHEMA_VERSION = 1
+
+#: How long a connection waits for another process's lock before failing.
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_FLOAT_TAG = "__float__"
+
+_SCHEMA = """
+CREATE TABLE units (
+    digest TEXT PRIMARY KEY NOT NULL,  -- sha256 of key
+    key TEXT NOT NULL,                 -- UnitKey.canonical_json()
+    robust BLOB NOT NULL,              -- .npy bytes, bool, one per shard sample
+    distances BLOB NOT NULL,           -- .npy bytes, float64, one per shard sample
+    queries INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    violations INTEGER NOT NULL,
+    violation_details TEXT NOT NULL,   -- JSON list of strings
+    error TEXT,
+    skipped TEXT,
+    written TEXT NOT NULL              -- UTC ISO 8601 time of the put
+)
+"""
+
+_COLUMNS = ("digest, key, robust, distances, queries, seconds, violations, "
+            "violation_details, error, skipped, written")
+
+
+def _canonical(value: Any, where: str) -> Any:
+    """``value`` as plain JSON data in canonical form (see the module docstring)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Enum):
+        return _canonical(value.value, where)
+    if isinstance(value, str):
+        return str.__str__(value)  # a plain str, also for str subclasses
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return number + 0.0 if math.isfinite(number) else {_FLOAT_TAG: repr(number)}
+    if isinstance(value, Mapping):
+        result = {}
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise TypeError(f"{where}: keys must be strings, got {name!r}")
+            result[str.__str__(name)] = _canonical(item, f"{where}.{name}")
+        return result
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    raise TypeError(f"{where}: cannot use a {type(value).__name__} in a result-store key; "
+                    "use None, bool, int, float, str, lists/tuples and str-keyed mappings")
+
+
+def _decode(value: Any) -> Any:
+    """Inverse of `_canonical` on parsed JSON: restores the tagged non-finite floats."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(_FLOAT_TAG), str):
+            return float(value[_FLOAT_TAG])
+        return {name: _decode(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def _text(name: str, value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    if not isinstance(value, str):
+        raise TypeError(f"UnitKey.{name} must be a str, got {type(value).__name__}")
+    return str.__str__(value)
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got a bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class UnitKey:
+    """Everything that decides a unit's outcome. Fields are normalised on construction
+    (``eps`` to float, ``norm`` enums to their value, ``params`` to a read-only canonical
+    copy); equality and hashing follow `digest`."""
+
+    model_sha256: str
+    data_sha256: str
+    attack: str  # the attack's registered name
+    params: Mapping[str, Any]  # its hyperparameters (JSON-serialisable)
+    norm: str
+    eps: float
+    targeted: bool
+    seed: int
+    shard_start: int
+    shard_stop: int
+    context: str = ""  # anything else that changes the result (cascade order, transfer source)
+
+    def __post_init__(self) -> None:
+        for name in ("model_sha256", "data_sha256", "attack", "norm", "context"):
+            object.__setattr__(self, name, _text(name, getattr(self, name)))
+        if not isinstance(self.params, Mapping):
+            raise TypeError(f"UnitKey.params must be a mapping, got "
+                            f"{type(self.params).__name__}")
+        params = _decode(_canonical(self.params, "params"))
+        object.__setattr__(self, "params", MappingProxyType(params))
+        if isinstance(self.eps, (bool, np.bool_)) or not isinstance(
+                self.eps, (int, float, np.integer, np.floating)):
+            raise TypeError(f"UnitKey.eps must be a number, got {type(self.eps).__name__}")
+        eps = float(self.eps)
+        if not math.isfinite(eps):
+            raise ValueError(f"UnitKey.eps must be finite, got {eps}")
+        object.__setattr__(self, "eps", eps + 0.0)
+        if not isinstance(self.targeted, (bool, np.bool_)):
+            raise TypeError(f"UnitKey.targeted must be a bool, got "
+                            f"{type(self.targeted).__name__}")
+        object.__setattr__(self, "targeted", bool(self.targeted))
+        for name in ("seed", "shard_start", "shard_stop"):
+            object.__setattr__(self, name, _integer(f"UnitKey.{name}", getattr(self, name)))
+        if not 0 <= self.shard_start <= self.shard_stop:
+            raise ValueError(f"UnitKey shard must satisfy 0 <= start <= stop, got "
+                             f"[{self.shard_start}, {self.shard_stop})")
+
+    @property
+    def shard_size(self) -> int:
+        return self.shard_stop - self.shard_start
+
+    def canonical_json(self) -> str:
+        """The key as canonical JSON: the text that `digest` hashes and the store keeps."""
+        data = {
+            "model_sha256": self.model_sha256,
+            "data_sha256": self.data_sha256,
+            "attack": self.attack,
+            "params": _canonical(self.params, "params"),
+            "norm": self.norm,
+            "eps": self.eps,
+            "targeted": self.targeted,
+            "seed": self.seed,
+            "shard_start": self.shard_start,
+            "shard_stop": self.shard_stop,
+            "context": self.context,
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                          allow_nan=False)
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of `canonical_json`: stable across processes and Python versions."""
+        return hashlib.sha256(self.canonical_json().encode("ascii")).hexdigest()
+
+    @classmethod
+    def from_json(cls, text: str) -> UnitKey:
+        """Rebuild a key from `canonical_json` output."""
+        raw = json.loads(text)
+        raw["params"] = _decode(raw["params"])
+        return cls(**raw)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UnitKey):
+            return NotImplemented
+        return self.canonical_json() == other.canonical_json()
+
+    def __hash__(self) -> int:
+        return hash(self.canonical_json())
+
+
+@dataclass
+class UnitRecord:
+    """The outcome of one finished unit. ``robust`` and ``distances`` hold one entry per
+    shard sample (``distances`` NaN where not attacked, inf allowed); a record with
+    ``error`` or ``skipped`` may hold empty arrays instead."""
+
+    key: UnitKey
+    robust: np.ndarray[Any, np.dtype[np.bool_]]
+    distances: np.ndarray[Any, np.dtype[np.float64]]
+    queries: int
+    seconds: float
+    violations: int = 0
+    violation_details: list[str] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+
+
+def _array_bytes(array: np.ndarray[Any, Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _checked(record: UnitRecord) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The record's arrays as contiguous little-endian bool / float64; ValueError if they
+    do not fit its key."""
+    robust = np.asarray(record.robust)
+    distances = np.asarray(record.distances)
+    if robust.dtype != np.bool_:
+        raise ValueError(f"UnitRecord.robust must be a bool array, got {robust.dtype}")
+    if distances.dtype.kind not in "fiu":
+        raise ValueError(f"UnitRecord.distances must be a float array, got {distances.dtype}")
+    if robust.ndim != 1 or distances.ndim != 1:
+        raise ValueError(f"UnitRecord arrays must be 1-D, got shapes {robust.shape} and "
+                         f"{distances.shape}")
+    expected = record.key.shard_size
+    allowed = {expected, 0} if record.error is not None or record.skipped is not None else {
+        expected}
+    if len(robust) != len(distances) or len(robust) not in allowed:
+        raise ValueError(f"UnitRecord arrays must hold one entry per shard sample "
+                         f"({expected}), got {len(robust)} and {len(distances)}")
+    return (np.ascontiguousarray(robust, dtype="|b1"),
+            np.ascontiguousarray(distances, dtype="<f8"))
+
+
+def _checked_counts(record: UnitRecord) -> tuple[int, float, int, str]:
+    queries = _integer("UnitRecord.queries", record.queries)
+    violations = _integer("UnitRecord.violations", record.violations)
+    seconds = float(record.seconds)
+    if queries < 0 or violations < 0 or not math.isfinite(seconds):
+        raise ValueError(f"UnitRecord needs queries >= 0, violations >= 0 and finite seconds, "
+                         f"got {queries}, {violations}, {seconds}")
+    details = list(record.violation_details)
+    if not all(isinstance(detail, str) for detail in details):
+        raise TypeError("UnitRecord.violation_details must be a list of str")
+    for name in ("error", "skipped"):
+        value = getattr(record, name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"UnitRecord.{name} must be a str or None")
+    return queries, seconds, violations, json.dumps(details, ensure_ascii=False)
+
+
+class ResultStore:
+    """SQLite file of finished units. Opening creates it (and its parent folder).
+
+    Use as a context manager or call `close`. One instance belongs to one thread."""
+
+    FILENAME = "results.sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of result store {self.path}: "
+                             f"{exc}") from exc
+        try:
+            connection = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_SECONDS,
+                                         isolation_level=None)  # autocommit; see put
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open result store {self.path}: {exc}") from exc
+        try:
+            self._prepare(connection)
+        except BaseException as exc:
+            connection.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._failure(exc, "open") from exc
+            raise
+        self._connection: sqlite3.Connection | None = connection
+
+    def _newer(self, version: int) -> StoreError:
+        return StoreError(f"result store {self.path} was written by a newer robustbench_lite "
+                          f"(schema {version}; this version reads schema {SCHEMA_VERSION}); "
+                          "upgrade robustbench_lite, or delete the file to start afresh")
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        # The first read of the header: a file that is not SQLite fails here.
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise self._newer(version)
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            logger.warning("result store %s: WAL journaling unavailable (journal_mode=%s); "
+                           "durability is kept, concurrent reads may wait", self.path, mode)
+        connection.execute("PRAGMA synchronous = FULL")
+        if version == SCHEMA_VERSION:
+            return
+        connection.execute("BEGIN IMMEDIATE")  # another process may be creating it too
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise self._newer(version)
+            if version == 0:
+                tables = connection.execute(
+                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()
+                if tables:
+                    raise StoreError(f"{self.path} is an SQLite database but not a "
+                                     "robustbench_lite result store; move it away or choose "
+                                     "another output folder")
+                connection.execute(_SCHEMA)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # Migrations from older schema versions go here.
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def _failure(self, exc: sqlite3.Error, action: str) -> StoreError:
+        detail = " ".join(str(exc).split())
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                exc, sqlite3.OperationalError):
+            return StoreError(f"result store {self.path} is not a readable SQLite file "
+                              f"({detail}); delete it to start afresh (finished units will "
+                              "be recomputed)")
+        return StoreError(f"cannot {action} result store {self.path}: {detail}")
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise ValueError(f"result store {self.path} is closed")
+        return self._connection
+
+    def get(self, key: UnitKey) -> UnitRecord | None:
+        """The stored record of ``key`` (errored and skipped ones included), or None."""
+        connection = self._open_connection()
+        try:
+            row = connection.execute(
+                "SELECT key, robust, distances, queries, seconds, violations, "
+                "violation_details, error, skipped FROM units WHERE digest = ?",
+                (key.digest(),)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failure(exc, "read") from exc
+        if row is None:
+            return None
+        stored_key, robust, distances, queries, seconds, violations, details, error, \
+            skipped = row
+        try:
+            if stored_key != key.canonical_json():
+                raise ValueError("the stored key does not match its digest")
+            robust_array = np.load(io.BytesIO(robust), allow_pickle=False)
+            distance_array = np.load(io.BytesIO(distances), allow_pickle=False)
+            if robust_array.dtype != np.bool_ or distance_array.dtype.kind != "f":
+                raise ValueError("unexpected array types")
+            details_list = json.loads(details)
+        except (ValueError, TypeError, OSError, EOFError) as exc:
+            raise self._damaged(exc) from exc
+        return UnitRecord(key=key, robust=robust_array,
+                          distances=distance_array.astype(np.float64, copy=False),
+                          queries=int(queries), seconds=float(seconds),
+                          violations=int(violations), violation_details=list(details_list),
+                          error=error, skipped=skipped)
+
+    def put(self, record: UnitRecord) -> None:
+        """Store ``record`` (replacing any record of the same key) in one transaction that is
+        committed and fsynced before this returns."""
+        robust, distances = _checked(record)
+        queries, seconds, violations, details = _checked_counts(record)
+        written = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        row = (record.key.digest(), record.key.canonical_json(), _array_bytes(robust),
+               _array_bytes(distances), queries, seconds, violations, details, record.error,
+               record.skipped, written)
+        connection = self._open_connection()
+        try:
+            # Autocommit mode: this single statement is its own transaction, committed (and,
+            # with synchronous=FULL, synced to disk) before execute returns.
+            connection.execute(f"INSERT OR REPLACE INTO units ({_COLUMNS}) "
+                               f"VALUES ({', '.join('?' * len(row))})", row)
+        except sqlite3.Error as exc:
+            raise self._failure(exc, "write") from exc
+
+    def keys(self) -> list[UnitKey]:
+        """Every stored key, in the order they were last written."""
+        connection = self._open_connection()
+        try:
+            rows = connection.execute("SELECT key FROM units ORDER BY rowid").fetchall()
+        except sqlite3.Error as exc:
+            raise self._failure(exc, "read") from exc
+        try:
+            return [UnitKey.from_json(text) for (text,) in rows]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise self._damaged(exc) from exc
+
+    def _damaged(self, exc: Exception) -> StoreError:
+        return StoreError(f"result store {self.path} holds a damaged record ({exc}); delete "
+                          "it to start afresh (finished units will be recomputed)")
+
+    def __len__(self) -> int:
+        connection = self._open_connection()
+        try:
+            count: int = connection.execute("SELECT count(*) FROM units").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._failure(exc, "read") from exc
+        return count
+
+    def close(self) -> None:
+        """Close the file (idempotent). Everything `put` stored is already on disk."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.path)!r})"

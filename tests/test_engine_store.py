@@ -1,0 +1,102 @@
+"""The engine with the result store: resumption, shards, cascade mode, curves, per-class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robustbench_lite.attacks import FGSM, PGD, DeepFool
+from robustbench_lite.data.eval_data import EvalData
+from robustbench_lite.engine.audit import AuditSettings, run_audit
+from robustbench_lite.engine.store import ResultStore
+from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.results import AuditResult
+from robustbench_lite.threat import Norm, ThreatModel
+
+THREATS = [ThreatModel(Norm.LINF, 0.05), ThreatModel(Norm.LINF, 0.1)]
+
+
+@pytest.fixture(scope="module")
+def data(digits_test: EvalData) -> EvalData:
+    return digits_test.subset(150)
+
+
+def numbers(result: AuditResult) -> list[object]:
+    return [(c.attack, c.eps, c.accuracy, c.mean_distance, c.queries) for c in result.cells] + [
+        (s.eps, s.accuracy) for s in result.robust_accuracy]
+
+
+def audit(model: RobustModel, data: EvalData, store: ResultStore | None = None,
+          **settings: object) -> AuditResult:
+    return run_audit(model, data, [FGSM(), PGD(steps=5)], THREATS,
+                     AuditSettings(show_progress=False, **settings),  # type: ignore[arg-type]
+                     [], store=store)
+
+
+def test_rerun_reuses_the_store(default_model: RobustModel, data: EvalData,
+                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        first = audit(default_model, data, store)
+        assert len(store) == 4
+    from robustbench_lite.engine import audit as engine_audit
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished unit was recomputed")
+
+    monkeypatch.setattr(engine_audit, "run_unit", fail)
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        again = audit(default_model, data, store)
+    assert numbers(again) == numbers(first)
+
+
+def test_other_seed_is_not_reused(default_model: RobustModel, data: EvalData,
+                                  tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        audit(default_model, data, store, seed=0)
+        audit(default_model, data, store, seed=1)
+        assert len(store) == 8
+
+
+def test_shards_give_the_same_accuracy(default_model: RobustModel, data: EvalData) -> None:
+    whole = audit(default_model, data)
+    sharded = audit(default_model, data, shard_size=40)
+    assert [c.accuracy for c in sharded.cells if c.attack == "fgsm"] == [
+        c.accuracy for c in whole.cells if c.attack == "fgsm"]
+    for left, right in zip(sharded.robust_accuracy, whole.robust_accuracy, strict=True):
+        assert abs(left.accuracy - right.accuracy) <= 2 / len(data.x)
+
+
+def test_cascade_gives_the_same_worst_case(default_model: RobustModel,
+                                           data: EvalData) -> None:
+    full = audit(default_model, data)
+    fast = audit(default_model, data, fast=True)
+    assert fast.mode == "fast (cascade)" and full.mode == "full"
+    assert [s.accuracy for s in fast.robust_accuracy] == pytest.approx(
+        [s.accuracy for s in full.robust_accuracy], abs=2 / len(data.x))
+    # in cascade mode a cell shows the accuracy after it and every earlier attack
+    for threat_index in range(len(THREATS)):
+        fgsm, pgd = fast.cells[2 * threat_index:2 * threat_index + 2]
+        assert pgd.accuracy == fast.robust_accuracy[threat_index].accuracy
+        assert fgsm.accuracy is not None and pgd.accuracy is not None
+        assert pgd.accuracy <= fgsm.accuracy
+        assert pgd.queries < full.cells[2 * threat_index + 1].queries
+
+
+def test_curves_and_per_class(default_model: RobustModel, data: EvalData) -> None:
+    result = run_audit(default_model, data, [PGD(steps=5), DeepFool(steps=10)],
+                       [ThreatModel(Norm.L2, 0.5), ThreatModel(Norm.L2, 1.0)],
+                       AuditSettings(show_progress=False), [])
+    grid = [p for p in result.curves if p.source == "grid"]
+    assert {p.attack for p in grid} == {"pgd", "deepfool", "worst case"}
+    minimal = [p for p in result.curves if p.source == "minimal distances"]
+    assert minimal and all(p.attack == "deepfool" and p.norm == "l2" for p in minimal)
+    assert minimal[0].eps == 0.0 and minimal[0].accuracy == pytest.approx(
+        result.clean_accuracy)
+    accuracies = [p.accuracy for p in minimal]
+    assert accuracies == sorted(accuracies, reverse=True)
+    rows = [r for r in result.per_class if r.eps == 1.0]
+    assert [r.class_name for r in rows] == [str(i) for i in range(10)]
+    assert sum(r.n_samples for r in rows) == len(data.x)
+    robust_total = sum(r.robust_accuracy * r.n_samples for r in rows)
+    assert robust_total / len(data.x) == pytest.approx(result.robust_accuracy[1].accuracy)
