@@ -75,6 +75,26 @@ def test_transfer_with_surrogate(tmp_path: Path) -> None:
                      ("surrogate of digits-cnn", "surrogate of digits-cnn")}
 
 
+def test_compare_builds_a_table_over_every_pair(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from robustbench_lite.builtin.architectures import DIGITS_CNN
+
+    assert DIGITS_CNN.weights is not None
+    weights = load_file(str(DIGITS_CNN.weights))
+    other = tmp_path / "other.safetensors"
+    save_file({k: v * 0.5 if k.endswith("3.weight") else v for k, v in weights.items()},
+              str(other))
+    result = invoke("--matrix", "quick", "--threat", "linf:0.1", "--n-samples", "40",
+                    "--compare", str(other), "--arch", "digits-cnn", "--out", str(tmp_path),
+                    "-q")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "results.json").read_text())["transfer"]
+    assert {(r["source"], r["target"]) for r in rows} == {
+        (a, b) for a in ("digits-cnn", "other.safetensors")
+        for b in ("digits-cnn", "other.safetensors")}
+
+
 def test_python_api_mirrors_the_cli() -> None:
     result = robustbench_lite.audit(matrix="quick", n_samples=40, transfer=False,
                                     threats=["linf:0.1"], attacks=["fgsm"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from robustbench_lite.attacks import FGSM, PGD, DeepFool
 from robustbench_lite.data.eval_data import EvalData
@@ -100,3 +101,27 @@ def test_curves_and_per_class(default_model: RobustModel, data: EvalData) -> Non
     assert sum(r.n_samples for r in rows) == len(data.x)
     robust_total = sum(r.robust_accuracy * r.n_samples for r in rows)
     assert robust_total / len(data.x) == pytest.approx(result.robust_accuracy[1].accuracy)
+
+
+def test_out_of_memory_halves_the_batch(default_model: RobustModel, data: EvalData,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    from robustbench_lite.engine import runner
+
+    real = runner.attack_batch
+    sizes: list[int] = []
+
+    def flaky(attack: object, model: object, x: torch.Tensor, *args: object) -> object:
+        sizes.append(len(x))
+        if len(x) > 40:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(attack, model, x, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "attack_batch", flaky)
+    result = run_audit(default_model, data, [FGSM()], THREATS[:1],
+                       AuditSettings(batch_size=128, show_progress=False), [])
+    reference = run_audit(default_model, data, [FGSM()], THREATS[:1],
+                          AuditSettings(batch_size=32, show_progress=False), [])
+    assert sizes[:3] == [128, 64, 32]
+    assert "retrying with batch size 64" in caplog.text
+    assert result.cells[0].accuracy == reference.cells[0].accuracy
