@@ -29,37 +29,43 @@ def unit_l2(grad: torch.Tensor) -> torch.Tensor:
     return scaled
 
 
-class FGSM(Attack):
+class _SingleStep(Attack):
+    """One step of size eps along `direction` of the loss gradient."""
+
+    kind = AttackKind.GRADIENT
+    supports_targeted = True
+
+    def __init__(self) -> None:
+        self._set_params()
+
+    @staticmethod
+    def direction(grad: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        sign = -1.0 if threat.targeted else 1.0
+        step = threat.eps * self.direction(loss_gradient(model, x, y))
+        return threat.project(x + sign * step, x).detach()
+
+
+class FGSM(_SingleStep):
     """FGSM (Linf): ``x + eps * sign(grad)``. No hyperparameters. One gradient per sample."""
 
     name = "fgsm"
     norms = frozenset({Norm.LINF})
-    kind = AttackKind.GRADIENT
-    supports_targeted = True
 
-    def __init__(self) -> None:
-        self._set_params()
-
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-            generator: torch.Generator) -> torch.Tensor:
-        direction = -1.0 if threat.targeted else 1.0
-        step = threat.eps * loss_gradient(model, x, y).sign()
-        return threat.project(x + direction * step, x).detach()
+    @staticmethod
+    def direction(grad: torch.Tensor) -> torch.Tensor:
+        return grad.sign()
 
 
-class FGM(Attack):
+class FGM(_SingleStep):
     """FGM (L2): ``x + eps * grad / ||grad||_2``. No hyperparameters. One gradient per sample."""
 
     name = "fgm"
     norms = frozenset({Norm.L2})
-    kind = AttackKind.GRADIENT
-    supports_targeted = True
 
-    def __init__(self) -> None:
-        self._set_params()
-
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-            generator: torch.Generator) -> torch.Tensor:
-        direction = -1.0 if threat.targeted else 1.0
-        step = threat.eps * unit_l2(loss_gradient(model, x, y))
-        return threat.project(x + direction * step, x).detach()
+    @staticmethod
+    def direction(grad: torch.Tensor) -> torch.Tensor:
+        return unit_l2(grad)

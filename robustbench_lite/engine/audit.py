@@ -53,6 +53,7 @@ from robustbench_lite.threat import ThreatModel
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class AuditSettings:
     seed: int = 0
