@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from robustbench_lite.attacks.base import Attack
-from robustbench_lite.engine.store import UnitKey
+from robustbench_lite.engine.keys import UnitKey
 from robustbench_lite.threat import ThreatModel
 
 #: ``context`` of a unit that measures per-sample minimal distances (minimum-norm attacks).
