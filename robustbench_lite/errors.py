@@ -87,3 +87,11 @@ class StoreError(RobustbenchError):
 
 class AttackError(RobustbenchError):
     """An attack could not run (bad parameters, unsupported threat model)."""
+
+
+class ResultsFileError(RobustbenchError):
+    """A results.json is missing, not JSON, of an unknown schema version or incomplete."""
+
+
+class ReportTemplateError(RobustbenchError):
+    """A report template is missing or broken."""

@@ -10,6 +10,7 @@ from robustbench_lite import __version__
 from robustbench_lite.cli.audit import audit_command
 from robustbench_lite.cli.matrix import matrix_group
 from robustbench_lite.cli.plugins import plugins_command
+from robustbench_lite.cli.report import diff_command, report_command
 from robustbench_lite.cli.train import train_command
 from robustbench_lite.errors import PluginError
 
@@ -24,12 +25,15 @@ def cli() -> None:
       robust audit                      # the built-in default model on digits
       robust audit model.pt --arch preact-resnet18 --data cifar10:./cifar-10-batches-py
       robust plugins                    # installed plugins and what they register
+      robust report out/results.json -o report.html   # re-render a stored audit
     """
 
 
 cli.add_command(audit_command)
 cli.add_command(matrix_group)
 cli.add_command(plugins_command)
+cli.add_command(report_command)
+cli.add_command(diff_command)
 cli.add_command(train_command)
 
 

@@ -1,0 +1,126 @@
+"""Compare two audits: clean accuracy, worst-case robust accuracy per threat model and
+per-cell adversarial accuracy, before and after, with signed changes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustbench_lite.reports.render import environment
+from robustbench_lite.results import AuditResult, CellResult
+
+TEMPLATE = "diff.html"
+COLUMNS = ["kind", "attack", "norm", "eps", "before", "after", "change"]
+"""``kind`` is ``clean``, ``robust`` (worst case at one threat model) or ``cell``; ``before``,
+``after`` and ``change`` are fractions (``change`` = after - before), NaN where missing."""
+
+MINUS = "\N{MINUS SIGN}"
+MISSING = "\N{EN DASH}"
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _change(before: float, after: float) -> float:
+    return after - before if not (math.isnan(before) or math.isnan(after)) else math.nan
+
+
+def _row(kind: str, attack: str, norm: str, eps: float, before: float | None,
+         after: float | None) -> dict[str, Any]:
+    first, second = _number(before), _number(after)
+    return {"kind": kind, "attack": attack, "norm": norm, "eps": eps, "before": first,
+            "after": second, "change": _change(first, second)}
+
+
+def _cells_by_key(cells: Sequence[CellResult]) -> dict[tuple[str, str, float, int], CellResult]:
+    """Cells keyed by (attack, norm, eps, n): the n-th cell with that attack and threat model,
+    so an attack listed twice at one threat model pairs up in order."""
+    keyed: dict[tuple[str, str, float, int], CellResult] = {}
+    for cell in cells:
+        n = 0
+        while (cell.attack, cell.norm, cell.eps, n) in keyed:
+            n += 1
+        keyed[(cell.attack, cell.norm, cell.eps, n)] = cell
+    return keyed
+
+
+def diff_table(before: AuditResult, after: AuditResult) -> pd.DataFrame:
+    """One row for clean accuracy, one per threat model in either audit (worst case; NaN on
+    the side that lacks it), and one per cell present in both (matched by attack, norm and
+    eps). Columns: `COLUMNS`."""
+    rows = [_row("clean", "", "", math.nan, before.clean_accuracy, after.clean_accuracy)]
+    robust_before = {(row.norm, row.eps): row.accuracy for row in before.robust_accuracy}
+    robust_after = {(row.norm, row.eps): row.accuracy for row in after.robust_accuracy}
+    threats = list(robust_before) + [key for key in robust_after if key not in robust_before]
+    for norm, eps in threats:
+        rows.append(_row("robust", "worst case", norm, eps, robust_before.get((norm, eps)),
+                         robust_after.get((norm, eps))))
+    cells_after = _cells_by_key(after.cells)
+    for key, cell in _cells_by_key(before.cells).items():
+        if key in cells_after:
+            rows.append(_row("cell", cell.attack, cell.norm, cell.eps, cell.accuracy,
+                             cells_after[key].accuracy))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def format_change(change: float) -> str:
+    """A change of accuracy in percentage points with its sign: ``+1.2 pp``, ``\u22123.4 pp``
+    (a real minus sign), ``0.0 pp``; an en dash when missing."""
+    if math.isnan(change):
+        return MISSING
+    points = round(100 * change, 1)
+    if points == 0:
+        return "0.0 pp"
+    return f"+{points:.1f} pp" if points > 0 else f"{MINUS}{-points:.1f} pp"
+
+
+def change_class(change: float) -> str:
+    """``better`` (accuracy went up), ``worse`` (down), ``same`` or ``missing``; the class
+    the page colours the change with."""
+    if math.isnan(change):
+        return "missing"
+    points = round(100 * change, 1)
+    return "better" if points > 0 else "worse" if points < 0 else "same"
+
+
+def format_accuracy(value: float) -> str:
+    return MISSING if math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def format_threat(norm: str, eps: float) -> str:
+    return "" if math.isnan(eps) else f"{norm} {eps:g}"
+
+
+def formatted_diff_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (from `diff_table`) as text, for printing: what, threat, before, after,
+    change."""
+    what = {"clean": "clean accuracy", "robust": "worst case"}
+    return pd.DataFrame(
+        [{"what": what.get(row.kind, row.attack), "threat": format_threat(row.norm, row.eps),
+          "before": format_accuracy(row.before), "after": format_accuracy(row.after),
+          "change": format_change(row.change)} for row in table.itertuples(index=False)],
+        columns=["what", "threat", "before", "after", "change"])
+
+
+def render_diff_html(before: AuditResult, after: AuditResult,
+                     template_dirs: Sequence[Path] = ()) -> str:
+    """The comparison page of two audits; everything it shows comes from the two results."""
+    table = diff_table(before, after)
+    rows = [{"attack": row.attack, "threat": format_threat(row.norm, row.eps),
+             "before": format_accuracy(row.before), "after": format_accuracy(row.after),
+             "change": format_change(row.change), "change_class": change_class(row.change)}
+            for row in table.itertuples(index=False)]
+    kinds = list(table["kind"])
+    context: dict[str, Any] = {
+        "before": before,
+        "after": after,
+        "clean": rows[0],
+        "robust_rows": [row for row, kind in zip(rows, kinds, strict=True) if kind == "robust"],
+        "cell_rows": [row for row, kind in zip(rows, kinds, strict=True) if kind == "cell"],
+    }
+    return environment(template_dirs).get_template(TEMPLATE).render(**context)
