@@ -81,3 +81,23 @@ def test_failed_write_keeps_the_previous_report(result: AuditResult, tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "cells.csv", "curves.csv", "per_class.csv", "report.html", "results.json",
         "robust_accuracy.csv", "transfer.csv"]
+
+
+def test_report_sections_show_threats_transfer_per_class_and_cost(result: AuditResult) -> None:
+    result.transfer = [
+        {"source": s, "target": t, "norm": "linf", "eps": 0.2, "accuracy": a,
+         "source_success": 0.5}
+        for s, t, a in [("m", "m", 0.1), ("m", "<b>s</b>", 0.6), ("<b>s</b>", "m", 0.9),
+                        ("<b>s</b>", "<b>s</b>", 0.2)]]
+    try:
+        html = render_html(result)
+    finally:
+        result.transfer = []
+    assert "every pixel may change by at most 0.2 (about 51/255)" in html
+    assert 'id="transferability"' in html and "<b>s</b>" not in html
+    assert "&lt;b&gt;s&lt;/b&gt;" in html and "90.0%" in html
+    assert 'id="per-class"' in html
+    for row in result.per_class:
+        assert f"{100 * row.robust_accuracy:.1f}%" in html
+    assert f"{sum(c.queries for c in result.cells)} model queries" in html
+    assert "Not run (--no-transfer)." in render_html(result)

@@ -26,11 +26,46 @@ def environment(template_dirs: Sequence[Path] = ()) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["pct"] = format_percent
+    env.filters["heat"] = heat_style
     return env
 
 
 def format_percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+NORM_WORDS = {
+    "linf": "every pixel may change by at most {eps} (L-infinity norm)",
+    "l2": "the perturbation's Euclidean length (L2 norm) is at most {eps}",
+    "l1": "the sum of absolute pixel changes (L1 norm) is at most {eps}",
+}
+
+
+def describe_threat(norm: str, eps: float) -> str:
+    """A threat model in words a reviewer understands (pixels are in [0, 1])."""
+    amount = f"{eps:g}" + (f" (about {eps * 255:.3g}/255)" if norm == "linf" else "")
+    return NORM_WORDS.get(norm, norm + " norm at most {eps}").format(eps=amount)
+
+
+def heat_style(value: float | None) -> str:
+    """Inline background colour for an accuracy: red at 0, amber at 0.5, green at 1."""
+    if value is None or value != value:
+        return ""
+    hue = round(120 * max(0.0, min(1.0, value)))
+    return f"background-color: hsl({hue}, 70%, 85%)"
+
+
+def transfer_grids(result: AuditResult) -> list[dict[str, Any]]:
+    """One source x target grid of accuracies per threat model of the transfer table."""
+    grids: dict[tuple[str, float], dict[str, Any]] = {}
+    for row in result.transfer:
+        grid = grids.setdefault((row["norm"], row["eps"]), {
+            "norm": row["norm"], "eps": row["eps"], "sources": [], "targets": [], "values": {}})
+        for key, name in (("sources", row["source"]), ("targets", row["target"])):
+            if name not in grid[key]:
+                grid[key].append(name)
+        grid["values"][(row["source"], row["target"])] = row["accuracy"]
+    return list(grids.values())
 
 
 def render_html(result: AuditResult, template_dirs: Sequence[Path] = ()) -> str:
@@ -40,6 +75,9 @@ def render_html(result: AuditResult, template_dirs: Sequence[Path] = ()) -> str:
     table = result.accuracy_table()
     context: dict[str, Any] = {
         "result": result,
+        "threats": [(row.norm, row.eps, describe_threat(row.norm, row.eps))
+                    for row in result.robust_accuracy],
+        "transfer_grids": transfer_grids(result),
         "threat_columns": list(table.columns),
         "accuracy_rows": [(attack, [row[col] for col in table.columns])
                           for attack, row in table.iterrows()],
