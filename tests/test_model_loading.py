@@ -467,6 +467,16 @@ def test_not_a_model(content: bytes, tmp_path: Path, catalogue: Catalogue) -> No
     assert "torchscript" in message and "safetensors" in message
 
 
+def _truncated_load_error(full: Path, path: Path, catalogue: Catalogue) -> str:
+    """Write the first half of ``full`` to ``path``; loading it must raise ModelLoadError,
+    whose message is returned."""
+    data = full.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(ModelLoadError) as info:
+        _load(path, catalogue, arch="digits-cnn")
+    return str(info.value)
+
+
 @pytest.mark.parametrize("kind", ["torch.save", "torchscript"])
 def test_truncated_zip(kind: str, tmp_path: Path, catalogue: Catalogue,
                        original: DigitsCNN) -> None:
@@ -475,12 +485,7 @@ def test_truncated_zip(kind: str, tmp_path: Path, catalogue: Catalogue,
         torch.save(original.state_dict(), full)
     else:
         torch.jit.save(torch.jit.script(original), str(full))
-    data = full.read_bytes()
-    path = tmp_path / "truncated.pt"
-    path.write_bytes(data[:len(data) // 2])
-    with pytest.raises(ModelLoadError) as info:
-        _load(path, catalogue, arch="digits-cnn")
-    message = str(info.value)
+    message = _truncated_load_error(full, tmp_path / "truncated.pt", catalogue)
     assert "corrupt" in message or "truncated" in message
 
 
@@ -488,12 +493,7 @@ def test_truncated_legacy_file(tmp_path: Path, catalogue: Catalogue,
                                original: DigitsCNN) -> None:
     full = tmp_path / "full.pt"
     torch.save(original.state_dict(), full, _use_new_zipfile_serialization=False)
-    data = full.read_bytes()
-    path = tmp_path / "truncated.pt"
-    path.write_bytes(data[:len(data) // 2])
-    with pytest.raises(ModelLoadError) as info:
-        _load(path, catalogue, arch="digits-cnn")
-    message = str(info.value)
+    message = _truncated_load_error(full, tmp_path / "truncated.pt", catalogue)
     assert "corrupt" in message or "truncated" in message
 
 
@@ -501,11 +501,7 @@ def test_truncated_safetensors(tmp_path: Path, catalogue: Catalogue,
                                original: DigitsCNN) -> None:
     full = tmp_path / "full.safetensors"
     save_file(original.state_dict(), str(full))
-    data = full.read_bytes()
-    path = tmp_path / "truncated.safetensors"
-    path.write_bytes(data[:len(data) // 2])
-    with pytest.raises(ModelLoadError):
-        _load(path, catalogue, arch="digits-cnn")
+    _truncated_load_error(full, tmp_path / "truncated.safetensors", catalogue)
 
 
 # ---------------------------------------------------------------- architecture mismatches
