@@ -130,8 +130,9 @@ def prepare(model: RobustModel | str | Path | None = None,
             transfer_attack: str = DEFAULT_TRANSFER_ATTACK, seed: int = 0,
             batch_size: int = 128, device: torch.device | str | None = None,
             fast: bool = False, shard_size: int | None = None, store: Path | None = None,
-            split: str = "test", n_samples: int | None = None, show_progress: bool = False,
-            command: str = "", manager: PluginManager | None = None) -> AuditJob:
+            split: str = "test", n_samples: int | None = None, examples: int = 6,
+            show_progress: bool = False, command: str = "",
+            manager: PluginManager | None = None) -> AuditJob:
     """Load and check the model, data, matrix and attacks (cheap checks first, so a typo
     fails before any data is read); see `audit` for the arguments."""
     manager = manager or default_plugin_manager()
@@ -162,7 +163,7 @@ def prepare(model: RobustModel | str | Path | None = None,
         seen.add(other.name)
     settings = AuditSettings(seed=seed, batch_size=batch_size, show_progress=show_progress,
                              command=command, fast=fast, shard_size=shard_size,
-                             matrix={"name": plan.name, "version": plan.version})
+                             examples=examples, matrix={"name": plan.name, "version": plan.version})
     return AuditJob(
         model=robust_model, data=eval_data, data_spec=data_spec, split=split, matrix=plan,
         attacks=[build_attack(spec, catalogue) for spec in plan.attacks], compare=others,

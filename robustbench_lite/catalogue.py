@@ -1,4 +1,5 @@
-"""The catalogue: every architecture, adapter, dataset and attack the plugins registered.
+"""The catalogue: every architecture, adapter, dataset, attack, threat matrix and report
+section the plugins registered.
 
 Built by calling each catalogue hook implementation with a ``register`` callback that checks
 the type and the uniqueness of names, and names the offending plugin in its errors.
@@ -20,11 +21,13 @@ from robustbench_lite.errors import (
     UnknownDatasetError,
     UnknownMatrixError,
     UnknownNameError,
+    UnknownReportSectionError,
 )
 from robustbench_lite.matrix.core import MatrixPreset
 from robustbench_lite.models.adapter import ModelAdapter
 from robustbench_lite.models.architecture import Architecture
 from robustbench_lite.plugin_host import PluginManager
+from robustbench_lite.reports.sections import ReportSection
 
 T = TypeVar("T")
 
@@ -38,7 +41,13 @@ class Registry(Generic[T]):
     missing_error: type[UnknownNameError]
     check: Callable[[Any], bool]
     expected: str
+    plural: str = ""
     entries: dict[str, tuple[T, str]] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> str:
+        """The kind in the plural, for listings."""
+        return self.plural or f"{self.kind}s"
 
     def add(self, obj: Any, plugin: str) -> None:
         if not self.check(obj):
@@ -80,10 +89,12 @@ class Catalogue:
     datasets: Registry[type[DatasetSource]]
     attacks: Registry[type[Attack]]
     matrices: Registry[MatrixPreset]
+    report_sections: Registry[ReportSection]
     builtin_plugins: frozenset[str] = frozenset()
 
     def registries(self) -> list[Registry[Any]]:
-        return [self.architectures, self.adapters, self.datasets, self.attacks, self.matrices]
+        return [self.architectures, self.adapters, self.datasets, self.attacks, self.matrices,
+                self.report_sections]
 
     def adapters_in_detection_order(self) -> list[type[ModelAdapter]]:
         """Third-party adapters first (so a plugin can take over a format), built-ins last."""
@@ -106,7 +117,11 @@ def build_catalogue(manager: PluginManager) -> Catalogue:
         attacks=Registry("attack", "register_attacks", UnknownAttackError,
                          _subclass_of(Attack), "an Attack subclass"),
         matrices=Registry("threat matrix", "register_threat_matrices", UnknownMatrixError,
-                          lambda obj: isinstance(obj, MatrixPreset), "a MatrixPreset"),
+                          lambda obj: isinstance(obj, MatrixPreset), "a MatrixPreset",
+                          plural="threat matrices"),
+        report_sections=Registry("report section", "register_report_sections",
+                                 UnknownReportSectionError,
+                                 lambda obj: isinstance(obj, ReportSection), "a ReportSection"),
         builtin_plugins=frozenset(info.name for info in manager.plugin_infos() if info.builtin),
     )
     for registry in catalogue.registries():

@@ -48,6 +48,10 @@ class UnknownMatrixError(UnknownNameError):
     kind = "threat matrix"
 
 
+class UnknownReportSectionError(UnknownNameError):
+    kind = "report section"
+
+
 class MatrixError(RobustbenchError):
     """A threat-matrix file is malformed; the message names the line or field at fault."""
 

@@ -76,6 +76,19 @@ def register_threat_matrices(register: Callable[[Any], None]) -> None:
     """
 
 
+@hookspec
+def register_report_sections(register: Callable[[Any], None]) -> None:
+    """Register extra sections of the audit report.
+
+    Call ``register(section)`` with a `robustbench_lite.reports.sections.ReportSection`: its
+    ``name`` (the section's HTML id), ``title``, ``template`` (a jinja2 file in
+    ``template_dir``, autoescaped, seeing ``result``, ``section`` and ``data``), ``after``
+    (the built-in section it follows) and ``data`` (a function of the `AuditResult` whose
+    return value the template sees as ``data``). Sections appear in every report,
+    including ``robust report`` re-renders.
+    """
+
+
 # ---------------------------------------------------------------- command-line hooks
 
 

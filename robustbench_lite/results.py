@@ -94,6 +94,42 @@ class CurvePoint:
 
 
 @dataclass
+class SanityCheck:
+    """One check of the evaluation itself. ``status`` is ``pass``, ``warn`` or ``fail``;
+    ``message`` is one line a reviewer understands; ``details`` holds the numbers behind it."""
+
+    name: str
+    status: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+#: Check statuses from best to worst.
+CHECK_STATUSES = ("pass", "warn", "fail")
+
+
+@dataclass
+class AdversarialExample:
+    """One sample attacked for illustration: PNG images as ``data:`` URIs (the perturbation
+    scaled by ``amplification`` around mid-grey), labels and softmax confidences."""
+
+    index: int
+    attack: str
+    norm: str
+    eps: float
+    true_label: str
+    clean_label: str
+    clean_confidence: float
+    adversarial_label: str
+    adversarial_confidence: float
+    distance: float
+    amplification: float
+    clean_image: str
+    perturbation_image: str
+    adversarial_image: str
+
+
+@dataclass
 class RunInfo:
     seed: int
     device: str
@@ -118,11 +154,17 @@ class AuditResult:
     per_class: list[PerClassRow] = field(default_factory=list)
     curves: list[CurvePoint] = field(default_factory=list)
     transfer: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[SanityCheck] = field(default_factory=list)
     gates: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[AdversarialExample] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
+        """The ``results.json`` object; ``verdict`` is derived (`robustbench_lite.verdict`)
+        and not read back by `from_dict`."""
+        from robustbench_lite.verdict import verdict
+
+        return {"schema_version": SCHEMA_VERSION, **asdict(self),
+                "verdict": asdict(verdict(self))}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> AuditResult:
@@ -138,8 +180,9 @@ class AuditResult:
             per_class=[PerClassRow(**row) for row in raw.get("per_class", [])],
             curves=[CurvePoint(**row) for row in raw.get("curves", [])],
             transfer=list(raw.get("transfer", [])),
-            checks=list(raw.get("checks", [])),
+            checks=[SanityCheck(**row) for row in raw.get("checks", [])],
             gates=list(raw.get("gates", [])),
+            examples=[AdversarialExample(**row) for row in raw.get("examples", [])],
         )
 
     def cells_frame(self) -> pd.DataFrame:

@@ -61,8 +61,9 @@ def test_plugins_lists_the_example(plugin_site: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     header = lines.index("example_attack 0.1.0 (robustbench-lite-example-attack)")
-    assert lines[header + 1:header + 3] == ["  hooks: register_attacks",
-                                            "  attacks: random-sign"]
+    assert lines[header + 1:header + 4] == ["  hooks: register_attacks, register_report_sections",
+                                            "  attacks: random-sign",
+                                            "  report sections: random-sign-baseline"]
 
 
 def test_audit_runs_the_plugin_attack(plugin_site: Path, tmp_path: Path) -> None:
@@ -78,6 +79,27 @@ def test_audit_runs_the_plugin_attack(plugin_site: Path, tmp_path: Path) -> None
         assert cell["params"] == {"samples": 8}
         assert cell["violations"] == 0 and cell["queries"] > 0
     assert {"name": "example_attack", "version": "0.1.0"} in results["run"]["plugins"]
+    html = (out / "report.html").read_text()
+    section = html[html.index('<section id="random-sign-baseline"'):]
+    section = section[:section.index("</section>")]
+    assert "<h2>Random-sign baseline</h2>" in section
+    for cell in cells:  # the plugin's template shows the plugin's cells
+        assert f"{100 * cell['accuracy']:.1f}%" in section
+    assert html.index('id="adversarial-accuracy"') < html.index('id="random-sign-baseline"') \
+        < html.index('id="curves"')
+
+
+def test_report_rerender_keeps_the_plugin_section(plugin_site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    audited = robust(plugin_site, tmp_path, "audit", "--matrix", "quick", "--n-samples", "20",
+                     "--no-transfer", "--examples", "0", "--out", str(out), "-q")
+    assert audited.returncode == 0, audited.stderr
+    result = robust(plugin_site, tmp_path, "report", str(out / "results.json"), "-o",
+                    str(tmp_path / "again.html"))
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "again.html").read_text()
+    assert '<section id="random-sign-baseline"' in html
+    assert "Not run; add <code>--attack random-sign</code>" in html
 
 
 def test_unknown_attack_lists_the_plugin_attack(plugin_site: Path, tmp_path: Path) -> None:

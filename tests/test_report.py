@@ -37,7 +37,11 @@ def test_results_json_round_trip(result: AuditResult, tmp_path: Path) -> None:
     assert {(c["attack"], c["norm"], c["eps"]) for c in raw["cells"]} == {
         (a, "linf", e) for a in ("fgsm", "pgd") for e in (0.05, 0.2)}
     assert [row["eps"] for row in raw["robust_accuracy"]] == [0.05, 0.2]
-    assert raw["transfer"] == [] and raw["checks"] == []
+    assert raw["transfer"] == []
+    assert [(c["name"], c["status"]) for c in raw["checks"]] == [
+        ("every attack ran", "pass"), ("valid adversarial examples", "pass")]
+    assert len(raw["examples"]) == 6
+    assert raw["verdict"]["clean_accuracy"] == raw["clean_accuracy"]
     assert (tmp_path / "cells.csv").read_text().startswith("attack,params,norm,eps")
 
 
@@ -71,7 +75,7 @@ def test_failed_write_keeps_the_previous_report(result: AuditResult, tmp_path: P
     write_outputs(result, tmp_path)
     before = (tmp_path / "report.html").read_text()
 
-    def broken_render(_: AuditResult) -> str:
+    def broken_render(*_: object) -> str:
         raise RuntimeError("rendering failed")
 
     monkeypatch.setattr(outputs, "render_html", broken_render)
@@ -79,7 +83,7 @@ def test_failed_write_keeps_the_previous_report(result: AuditResult, tmp_path: P
         write_outputs(result, tmp_path)
     assert (tmp_path / "report.html").read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "cells.csv", "curves.csv", "per_class.csv", "report.html", "results.json",
+        "cells.csv", "checks.csv", "curves.csv", "per_class.csv", "report.html", "results.json",
         "robust_accuracy.csv", "transfer.csv"]
 
 

@@ -16,8 +16,14 @@ from robustbench_lite.api import (
     run_job,
 )
 from robustbench_lite.api import prepare as prepare_job
+from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
-from robustbench_lite.cli.options import parse_floats, parse_json_object, resolve_device
+from robustbench_lite.cli.options import (
+    parse_floats,
+    parse_json_object,
+    resolve_device,
+    template_dir_option,
+)
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.gates import (
     GATE_FAILED_EXIT_CODE,
@@ -28,6 +34,7 @@ from robustbench_lite.gates import (
 )
 from robustbench_lite.plugin_host import default_plugin_manager
 from robustbench_lite.reports.outputs import write_outputs
+from robustbench_lite.reports.render import check_templates
 from robustbench_lite.results import AuditResult
 
 EPILOG = """\b
@@ -40,6 +47,7 @@ Examples:
   robust audit a.pt --compare b.pt --compare c.pt --data test.npz   # transferability
   robust audit model.pt --data test.npz --fail-under 0.5            # CI gate (exit 3)
   robust audit whole_model.pt --trust-model     # pickled nn.Module: runs code from the file
+  robust audit --template-dir ./our-templates   # restyled report (see robust report --help)
 """
 
 
@@ -93,6 +101,9 @@ Examples:
 @click.option("--store/--no-store", "use_store", default=True, show_default=True,
               help="Keep finished cells in OUT/results.sqlite so a rerun resumes.")
 @click.option("--name", help="Model name shown in the report. [default: the file name]")
+@click.option("--examples", "n_examples", type=click.IntRange(min=0), default=6,
+              show_default=True, help="Example images in the report (0: none).")
+@template_dir_option
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings, errors and the output paths.")
 @explain_errors
 def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
@@ -102,7 +113,8 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
                   fast: bool, compare_models: tuple[str, ...], transfer: bool,
                   transfer_attack: str, fail_under: str | None, fail_under_at: tuple[str, ...],
                   seed: int, batch_size: int, shard_size: int | None, device: str,
-                  out_dir: Path, use_store: bool, name: str | None, quiet: bool) -> None:
+                  out_dir: Path, use_store: bool, name: str | None, n_examples: int,
+                  template_dirs: tuple[Path, ...], quiet: bool) -> None:
     """Audit the robustness of MODEL (a model file or a built-in model name).
 
     With no MODEL, audits the built-in default model on the embedded digits data. The
@@ -114,6 +126,9 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     configure_output(quiet)
     target, kwargs, mean_values, std_values = _parse_options(device, arch_kwargs, mean, std)
     gates = _parse_gates(fail_under, fail_under_at)
+    manager = default_plugin_manager()
+    sections = catalogue_for(manager).report_sections.values()
+    check_templates(template_dirs, sections)
     job = prepare_job(
         model, data_spec, matrix=matrix, attacks=attack_specs, threats=threat_specs,
         options=ModelOptions(arch=arch, arch_kwargs=kwargs, trust_model=trust_model,
@@ -122,12 +137,12 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         compare=compare_models, transfer=transfer, transfer_attack=transfer_attack, seed=seed,
         batch_size=batch_size, device=target, fast=fast, shard_size=shard_size,
         store=out_dir / ResultStore.FILENAME if use_store else None, split=split,
-        n_samples=n_samples, show_progress=not quiet,
-        command=command_line(click.get_current_context()), manager=default_plugin_manager())
+        n_samples=n_samples, examples=n_examples, show_progress=not quiet,
+        command=command_line(click.get_current_context()), manager=manager)
     click.echo(_first_line(job, model))
     result = run_job(job)
     result.gates = evaluate_gates(result, gates)
-    paths = write_outputs(result, out_dir)
+    paths = write_outputs(result, out_dir, template_dirs, sections)
     if not quiet:
         _print_summary(result)
     click.echo(f"Report:  {paths['report'].resolve()}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -48,3 +49,10 @@ def resolve_device(text: str) -> torch.device:
         raise click.BadParameter("CUDA is not available on this machine; use --device cpu",
                                  param_hint="--device")
     return device
+
+
+template_dir_option = click.option(
+    "--template-dir", "template_dirs", multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of templates overriding the built-in ones; repeatable, first match wins. "
+         'A template may extend "default:NAME" to replace single blocks of the built-in one.')

@@ -29,7 +29,7 @@ def plugins_command(as_json: bool) -> None:
     for info in manager.plugin_infos():
         plugin = manager.get_plugin(info.name)
         hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
-        registered = {registry.kind: [name for name in registry.names()
+        registered = {registry.kinds: [name for name in registry.names()
                                       if registry.plugin_of(name) == info.name]
                       for registry in catalogue.registries()}
         listing.append({"name": info.name, "version": info.version,
@@ -44,4 +44,4 @@ def plugins_command(as_json: bool) -> None:
         click.echo(f"{entry['name']} {entry['version'] or ''} ({origin})")
         click.echo(f"  hooks: {', '.join(entry['hooks']) or '-'}")
         for kind, names in entry["registers"].items():
-            click.echo(f"  {kind}s: {', '.join(names)}")
+            click.echo(f"  {kind}: {', '.join(names)}")

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-import jinja2
 
 from robustbench_lite.atomic import atomic_write_text
+from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.cli.errors import explain_errors
-from robustbench_lite.errors import ReportTemplateError, ResultsFileError
+from robustbench_lite.cli.options import template_dir_option
+from robustbench_lite.errors import ResultsFileError
+from robustbench_lite.plugin_host import default_plugin_manager
 from robustbench_lite.reports.diff import diff_table, formatted_diff_table, render_diff_html
 from robustbench_lite.reports.render import render_html
 from robustbench_lite.results import (
@@ -97,34 +98,16 @@ def read_results(path: Path) -> AuditResult:
                                f"{type(exc).__name__}: {exc}") from None
 
 
-def _render(render: Callable[[], str]) -> str:
-    """Run ``render``, turning template problems into one-line errors."""
-    try:
-        return render()
-    except jinja2.TemplateNotFound as exc:
-        raise ReportTemplateError(f"template not found: {exc.name}") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise ReportTemplateError(f"template {exc.filename or exc.name}, line {exc.lineno}: "
-                                  f"{exc.message}") from None
-    except jinja2.TemplateError as exc:
-        raise ReportTemplateError(f"template error: {exc}") from None
-
-
 _output = click.option("-o", "--output", "output", required=True,
                        type=click.Path(dir_okay=False, writable=True, path_type=Path),
                        help="The HTML file to write (replaced atomically).")
-_template_dir = click.option(
-    "--template-dir", "template_dirs", multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A folder of templates overriding the built-in ones; repeatable, first match wins. "
-         'A template may extend "default:NAME" to replace single blocks of the built-in one.')
 _results = click.Path(dir_okay=True, path_type=Path)
 
 
 @click.command("report")
 @click.argument("results_json", type=_results)
 @_output
-@_template_dir
+@template_dir_option
 @explain_errors
 def report_command(results_json: Path, output: Path, template_dirs: tuple[Path, ...]) -> None:
     """Re-render the HTML report of an audit from its RESULTS_JSON.
@@ -140,7 +123,8 @@ def report_command(results_json: Path, output: Path, template_dirs: tuple[Path, 
       {% block verdict %}<p>Reviewed by the model-risk team.</p>{% endblock %}
     """
     result = read_results(results_json)
-    html = _render(lambda: render_html(result, template_dirs))
+    html = render_html(result, template_dirs,
+                       catalogue_for(default_plugin_manager()).report_sections.values())
     atomic_write_text(output, html)
     click.echo(f"Report written to {output}", err=True)
 
@@ -149,7 +133,7 @@ def report_command(results_json: Path, output: Path, template_dirs: tuple[Path, 
 @click.argument("before_json", type=_results)
 @click.argument("after_json", type=_results)
 @_output
-@_template_dir
+@template_dir_option
 @explain_errors
 def diff_command(before_json: Path, after_json: Path, output: Path,
                  template_dirs: tuple[Path, ...]) -> None:
@@ -166,7 +150,7 @@ def diff_command(before_json: Path, after_json: Path, output: Path,
     """
     before = read_results(before_json)
     after = read_results(after_json)
-    html = _render(lambda: render_diff_html(before, after, template_dirs))
+    html = render_diff_html(before, after, template_dirs)
     atomic_write_text(output, html)
     click.echo(formatted_diff_table(diff_table(before, after)).to_string(index=False))
     click.echo(f"Comparison written to {output}", err=True)

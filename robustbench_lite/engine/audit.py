@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from robustbench_lite.attacks.base import Attack, MinimumNormAttack
+from robustbench_lite.checks import cell_checks
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.aggregate import (
     cell_result,
@@ -33,13 +34,16 @@ from robustbench_lite.engine.aggregate import (
     minimal_curve,
     per_class_rows,
 )
+from robustbench_lite.engine.examples import capture_examples, choose_samples
 from robustbench_lite.engine.executor import Executor, InProcessExecutor
 from robustbench_lite.engine.runner import BatchBudget, run_unit
 from robustbench_lite.engine.store import ResultStore, UnitRecord
 from robustbench_lite.engine.units import MINIMAL_CONTEXT, WorkUnit, shards, unit_key
 from robustbench_lite.errors import NonFiniteOutputError
+from robustbench_lite.matrix.presets import headline_indices
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import (
+    AdversarialExample,
     AuditResult,
     CellResult,
     CurvePoint,
@@ -63,6 +67,7 @@ class AuditSettings:
     fast: bool = False
     shard_size: int | None = None
     matrix: dict[str, str] = field(default_factory=dict)
+    examples: int = 6
 
 
 @torch.no_grad()
@@ -150,6 +155,7 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
     per_class: list[PerClassRow] = []
     correct_np = correct.numpy()
     labels = data.y.numpy()
+    outcomes: list[list[tuple[Attack, UnitRecord, np.ndarray]]] = []
     grid = [] if settings.fast else _grid_units(runner, attacks, threats, correct)
     total = len(grid) or len(threats) * len(attacks) * len(ranges)
     with tqdm(total=total, desc="cells", unit="unit", disable=not settings.show_progress) as bar:
@@ -158,6 +164,7 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
             worst = correct_np.copy()
             counted: list[str] = []
             earlier: list[str] = []
+            outcomes.append([])
             for attack in attacks:
                 attacked = torch.from_numpy(worst.copy()) if settings.fast else correct
                 context = f"cascade after: {', '.join(earlier)}" if settings.fast else ""
@@ -169,6 +176,7 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
                 record = _cell_record(records, units)
                 cell = cell_result(attack, threat, record, attacked.numpy())
                 cells.append(cell)
+                outcomes[-1].append((attack, record, attacked.numpy()))
                 if cell.accuracy is not None:
                     worst &= record.robust | ~attacked.numpy()
                     counted.append(attack.name)
@@ -206,7 +214,27 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
         mode="fast (cascade)" if settings.fast else "full",
         per_class=per_class,
         curves=curves,
+        checks=cell_checks(cells),
+        examples=_headline_examples(model, data, threats, outcomes, settings),
     )
+
+
+def _headline_examples(model: RobustModel, data: EvalData, threats: Sequence[ThreatModel],
+                       outcomes: Sequence[Sequence[tuple[Attack, UnitRecord, np.ndarray]]],
+                       settings: AuditSettings) -> list[AdversarialExample]:
+    """Example images from the attack that broke the most samples at the verdict's first
+    threat model (`headline_indices`)."""
+    if not threats or settings.examples <= 0:
+        return []
+    index = headline_indices(data.family, [(t.norm.value, t.eps) for t in threats])[0]
+    ran = [(attack, attacked & ~record.robust, attacked)
+           for attack, record, attacked in outcomes[index]
+           if record.error is None and record.skipped is None]
+    if not ran:
+        return []
+    attack, broken, attacked = max(ran, key=lambda item: int(item[1].sum()))
+    chosen = choose_samples(broken, attacked, data.y.numpy(), settings.examples)
+    return capture_examples(model, data, attack, threats[index], chosen, settings.seed)
 
 
 def _minimal_groups(units: Sequence[WorkUnit]) -> list[list[WorkUnit]]:

@@ -50,6 +50,7 @@ Presets (`MatrixPreset`; ``build(family)`` scales every eps by the family's stan
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from robustbench_lite.matrix.core import MatrixPreset, ThreatMatrix
@@ -90,6 +91,29 @@ AUTOATTACK_ATTACKS = ("autoattack",)
 def standard_eps(family: str) -> dict[Norm, float]:
     """The standard eps per norm of ``family`` (a copy); ``generic``'s for unknown families."""
     return dict(STANDARD_EPS.get(family, STANDARD_EPS[GENERIC_FAMILY]))
+
+
+def is_standard_eps(family: str, norm: str, eps: float) -> bool:
+    """Whether ``eps`` is ``family``'s standard eps for ``norm`` (a norm value, e.g. linf)."""
+    standard = {key.value: value for key, value in standard_eps(family).items()}
+    return norm in standard and math.isclose(eps, standard[norm], rel_tol=1e-9)
+
+
+def headline_indices(family: str, evaluated: Sequence[tuple[str, float]]) -> list[int]:
+    """Which of the ``evaluated`` (norm, eps) pairs a verdict should headline: those at the
+    family's standard eps, or, when none is, the largest eps of each norm. In order of
+    ``evaluated``; one index per (norm, eps)."""
+    chosen: dict[tuple[str, float], int] = {}
+    for index, (norm, eps) in enumerate(evaluated):
+        if is_standard_eps(family, norm, eps):
+            chosen.setdefault((norm, eps), index)
+    if chosen:
+        return list(chosen.values())
+    largest: dict[str, int] = {}
+    for index, (norm, eps) in enumerate(evaluated):
+        if norm not in largest or eps > evaluated[largest[norm]][1]:
+            largest[norm] = index
+    return sorted(largest.values())
 
 
 def grid(family: str, norm: Norm, multipliers: Sequence[float]) -> list[ThreatModel]:

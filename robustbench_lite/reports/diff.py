@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lite.reports.loader import template_errors
 from robustbench_lite.reports.render import environment
 from robustbench_lite.results import AuditResult, CellResult
 
@@ -109,7 +110,8 @@ def formatted_diff_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def render_diff_html(before: AuditResult, after: AuditResult,
                      template_dirs: Sequence[Path] = ()) -> str:
-    """The comparison page of two audits; everything it shows comes from the two results."""
+    """The comparison page of two audits; everything it shows comes from the two results.
+    Template problems raise `ReportTemplateError`."""
     table = diff_table(before, after)
     rows = [{"attack": row.attack, "threat": format_threat(row.norm, row.eps),
              "before": format_accuracy(row.before), "after": format_accuracy(row.after),
@@ -123,4 +125,5 @@ def render_diff_html(before: AuditResult, after: AuditResult,
         "robust_rows": [row for row, kind in zip(rows, kinds, strict=True) if kind == "robust"],
         "cell_rows": [row for row, kind in zip(rows, kinds, strict=True) if kind == "cell"],
     }
-    return environment(template_dirs).get_template(TEMPLATE).render(**context)
+    with template_errors():
+        return environment(template_dirs).get_template(TEMPLATE).render(**context)

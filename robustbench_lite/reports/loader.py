@@ -10,10 +10,13 @@ replace a single block of a built-in template::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import jinja2
+
+from robustbench_lite.errors import ReportTemplateError
 
 PACKAGE = "robustbench_lite"
 TEMPLATES = "reports/templates"
@@ -37,3 +40,17 @@ def template_loader(template_dirs: Sequence[Path] = (), *,
     loaders.append(default_loader())
     loaders.append(jinja2.PrefixLoader({DEFAULT_PREFIX: default_loader()}, delimiter=":"))
     return jinja2.ChoiceLoader(loaders)
+
+
+@contextmanager
+def template_errors() -> Iterator[None]:
+    """Turn jinja2's template problems inside the block into one-line `ReportTemplateError`s."""
+    try:
+        yield
+    except jinja2.TemplateNotFound as exc:
+        raise ReportTemplateError(f"template not found: {exc.name}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ReportTemplateError(f"template {exc.filename or exc.name}, line {exc.lineno}: "
+                                  f"{exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise ReportTemplateError(f"template error: {exc}") from None

@@ -4,27 +4,31 @@ place of a previous good one."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from robustbench_lite.atomic import atomic_write_text
 from robustbench_lite.reports.render import render_html
+from robustbench_lite.reports.sections import ReportSection
 from robustbench_lite.results import AuditResult
 
 
-def write_outputs(result: AuditResult, out_dir: Path) -> dict[str, Path]:
-    """Render everything first, then write ``report.html``, ``results.json`` and the CSV
-    tables (cells, robust_accuracy, per_class, curves, transfer) into ``out_dir``. Returns
-    the paths by kind."""
+def write_outputs(result: AuditResult, out_dir: Path, template_dirs: Sequence[Path] = (),
+                  sections: Sequence[ReportSection] = ()) -> dict[str, Path]:
+    """Render everything first, then write ``report.html`` (see `render_html` for
+    ``template_dirs`` and ``sections``), ``results.json`` and the CSV tables (cells,
+    robust_accuracy, per_class, curves, transfer, checks) into ``out_dir``. Returns the
+    paths by kind."""
     contents = {
-        "report": ("report.html", render_html(result)),
+        "report": ("report.html", render_html(result, template_dirs, sections)),
         "results": ("results.json", json.dumps(result.to_dict(), indent=2, allow_nan=False)
                     + "\n"),
         "cells": ("cells.csv", result.cells_frame().to_csv(index=False)),
     }
     raw = result.to_dict()
-    for table in ("robust_accuracy", "per_class", "curves", "transfer"):
+    for table in ("robust_accuracy", "per_class", "curves", "transfer", "checks"):
         contents[table] = (f"{table}.csv", pd.DataFrame(raw[table]).to_csv(index=False))
     paths = {}
     for kind, (filename, text) in contents.items():

@@ -8,18 +8,23 @@ from typing import Any
 
 import jinja2
 
-from robustbench_lite.reports.loader import template_loader
+from robustbench_lite.reports.charts import robustness_charts
+from robustbench_lite.reports.loader import template_errors, template_loader
+from robustbench_lite.reports.sections import ReportSection, section_data, section_template_dirs
 from robustbench_lite.results import AuditResult
+from robustbench_lite.verdict import verdict
 
 TEMPLATE = "report.html"
 
 
-def environment(template_dirs: Sequence[Path] = ()) -> jinja2.Environment:
+def environment(template_dirs: Sequence[Path] = (),
+                plugin_dirs: Sequence[Path] = ()) -> jinja2.Environment:
     """The jinja2 environment over ``template_dirs`` (the user's ``--template-dir`` folders,
-    first match wins), then the packaged ``reports/templates``, which are also reachable as
-    ``default:NAME`` (see `robustbench_lite.reports.loader`)."""
+    first match wins), then ``plugin_dirs`` (report-section plugins), then the packaged
+    ``reports/templates``, which are also reachable as ``default:NAME`` (see
+    `robustbench_lite.reports.loader`)."""
     env = jinja2.Environment(
-        loader=template_loader(template_dirs),
+        loader=template_loader(template_dirs, plugin_dirs=plugin_dirs),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -27,11 +32,20 @@ def environment(template_dirs: Sequence[Path] = ()) -> jinja2.Environment:
     )
     env.filters["pct"] = format_percent
     env.filters["heat"] = heat_style
+    env.filters["norm"] = norm_label
     return env
 
 
 def format_percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+NORM_LABELS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+
+
+def norm_label(norm: str) -> str:
+    """``linf`` → ``Linf``: how norms are written in the report."""
+    return NORM_LABELS.get(norm, norm)
 
 
 NORM_WORDS = {
@@ -68,18 +82,36 @@ def transfer_grids(result: AuditResult) -> list[dict[str, Any]]:
     return list(grids.values())
 
 
-def render_html(result: AuditResult, template_dirs: Sequence[Path] = ()) -> str:
+def check_templates(template_dirs: Sequence[Path] = (),
+                    sections: Sequence[ReportSection] = ()) -> None:
+    """Load and compile the report template and every section template, so a broken
+    ``--template-dir`` fails before an audit runs; `ReportTemplateError` otherwise."""
+    env = environment(template_dirs, section_template_dirs(sections))
+    with template_errors():
+        for name in [TEMPLATE, *(section.template for section in sections)]:
+            env.get_template(name)
+
+
+def render_html(result: AuditResult, template_dirs: Sequence[Path] = (),
+                sections: Sequence[ReportSection] = ()) -> str:
     """The report page for ``result``; everything it shows comes from ``result``.
     ``template_dirs`` may override any template (or one block of it, by extending
-    ``default:report.html``)."""
+    ``default:report.html``); ``sections`` are plugin sections. Template problems raise
+    `ReportTemplateError`."""
     table = result.accuracy_table()
     context: dict[str, Any] = {
         "result": result,
+        "verdict": verdict(result),
         "threats": [(row.norm, row.eps, describe_threat(row.norm, row.eps))
                     for row in result.robust_accuracy],
+        "charts": robustness_charts(result),
         "transfer_grids": transfer_grids(result),
         "threat_columns": list(table.columns),
         "accuracy_rows": [(attack, [row[col] for col in table.columns])
                           for attack, row in table.iterrows()],
+        "sections": list(sections),
+        "section_data": section_data(sections, result),
     }
-    return environment(template_dirs).get_template(TEMPLATE).render(**context)
+    env = environment(template_dirs, section_template_dirs(sections))
+    with template_errors():
+        return env.get_template(TEMPLATE).render(**context)

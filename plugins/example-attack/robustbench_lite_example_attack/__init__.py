@@ -1,25 +1,31 @@
-"""An example robustbench_lite plugin: the ``random-sign`` baseline attack.
+"""An example robustbench_lite plugin: the ``random-sign`` baseline attack and a report
+section showing its results.
 
 Installed (``pip install ./plugins/example-attack``), it is found through its entry point
 ``example_attack`` in the group ``robustbench_lite`` (see ``pyproject.toml``); then
-``robust plugins`` lists it and ``robust audit --attack random-sign`` runs it.
+``robust plugins`` lists it, ``robust audit --attack random-sign`` runs it and every report
+gets a "Random-sign baseline" section.
 
 A plugin is just a module with ``@robustbench_lite.hookimpl`` functions named after the hooks
-in ``robustbench_lite.hookspecs``. This one implements a single hook, ``register_attacks``.
+in ``robustbench_lite.hookspecs``. This one implements ``register_attacks`` and
+``register_report_sections``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 import robustbench_lite
 from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.reports.sections import ReportSection
+from robustbench_lite.results import AuditResult
 from robustbench_lite.threat import Norm, ThreatModel
 
-__all__ = ["RandomSign", "register_attacks"]
+__all__ = ["RandomSign", "random_sign_cells", "register_attacks", "register_report_sections"]
 
 
 class RandomSign(Attack):
@@ -76,3 +82,23 @@ class RandomSign(Attack):
 def register_attacks(register: Callable[[Any], None]) -> None:
     """Add `RandomSign` to the catalogue; users select it with ``--attack random-sign``."""
     register(RandomSign)
+
+
+def random_sign_cells(result: AuditResult) -> Mapping[str, Any]:
+    """What the report section shows: the finished random-sign cells and, by (norm, eps),
+    the worst-case accuracy of the audit."""
+    return {
+        "cells": [cell for cell in result.cells
+                  if cell.attack == RandomSign.name and cell.accuracy is not None],
+        "worst": {(row.norm, row.eps): row.accuracy for row in result.robust_accuracy},
+    }
+
+
+@robustbench_lite.hookimpl
+def register_report_sections(register: Callable[[Any], None]) -> None:
+    """Add the "Random-sign baseline" section after the adversarial-accuracy table."""
+    register(ReportSection(
+        name="random-sign-baseline", title="Random-sign baseline",
+        template="example_attack_random_sign.html",
+        template_dir=Path(__file__).parent / "templates",
+        after="adversarial-accuracy", data=random_sign_cells))

@@ -1,0 +1,111 @@
+"""Example images for the report: a few samples attacked again by the strongest attack of
+the headline threat model, as clean image, amplified perturbation and adversarial image.
+
+The audit's cells keep no adversarial images, so the chosen samples are attacked once more,
+as one small batch through the host (`attack_batch`: seeded, verified); the labels and
+confidences shown are those of this run.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from robustbench_lite.attacks.base import Attack
+from robustbench_lite.data.eval_data import EvalData
+from robustbench_lite.engine.execute import attack_batch, batch_seed
+from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.results import AdversarialExample
+from robustbench_lite.threat import ThreatModel
+
+logger = logging.getLogger(__name__)
+
+#: Images smaller than this (in pixels, longest side) are enlarged by an integer factor.
+MIN_SIDE = 96
+
+#: ``batch_start`` of the examples' batch seed; no audit batch starts there.
+EXAMPLES_BATCH = -1
+
+
+def choose_samples(broken: np.ndarray, candidates: np.ndarray, labels: np.ndarray,
+                   count: int) -> list[int]:
+    """Up to ``count`` sample indices: broken samples first, one per class before a class
+    repeats, then candidates the attack did not break."""
+    chosen: list[int] = []
+    for pool in (np.flatnonzero(broken), np.flatnonzero(candidates & ~broken)):
+        first_of_class: dict[int, int] = {}
+        for index in pool:
+            first_of_class.setdefault(int(labels[index]), int(index))
+        firsts = sorted(first_of_class.values())
+        ordered = firsts + [int(index) for index in pool if int(index) not in firsts]
+        chosen += ordered[:count - len(chosen)]
+    return chosen
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """A ``data:image/png`` URI of ``image`` (C x H x W with C 1 or 3, values in [0, 1]),
+    enlarged by nearest neighbour to at least `MIN_SIDE` pixels."""
+    pixels = np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    picture = Image.fromarray(pixels[0]) if pixels.shape[0] == 1 else \
+        Image.fromarray(np.moveaxis(pixels, 0, -1))
+    scale = max(1, math.ceil(MIN_SIDE / max(picture.size)))
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale),
+                                 Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _amplified(delta: np.ndarray) -> tuple[np.ndarray, float]:
+    """The perturbation around mid-grey, scaled so its largest change reaches black or
+    white; and the scale factor."""
+    largest = float(np.abs(delta).max())
+    factor = 0.5 / largest if largest > 0 else 1.0
+    return 0.5 + factor * delta, factor
+
+
+def capture_examples(model: RobustModel, data: EvalData, attack: Attack, threat: ThreatModel,
+                     indices: Sequence[int], seed: int) -> list[AdversarialExample]:
+    """Attack the samples ``indices`` once more and describe each; empty when the data are
+    not images (C x H x W with 1 or 3 channels) or the attack fails (logged)."""
+    if not indices or data.x.dim() != 4 or data.x.shape[1] not in (1, 3):
+        return []
+    chosen = torch.tensor(list(indices))
+    x = data.x[chosen].to(model.device)
+    y = data.y[chosen].to(model.device)
+    try:
+        outcome = attack_batch(attack, model, x, y, threat,
+                               batch_seed(seed, attack, threat, EXAMPLES_BATCH))
+    except Exception as exc:
+        logger.warning("no example images: %s failed: %s: %s", attack.name,
+                       type(exc).__name__, exc)
+        return []
+    with torch.no_grad():
+        clean = torch.softmax(model(x), dim=1).cpu()
+        adversarial = torch.softmax(model(outcome.x_adv), dim=1).cpu()
+    distances = threat.distances(outcome.x_adv, x).cpu()
+    names = data.class_names
+    examples = []
+    for row, index in enumerate(indices):
+        original = x[row].cpu().numpy()
+        attacked = outcome.x_adv[row].detach().cpu().numpy()
+        perturbation, factor = _amplified(attacked - original)
+        examples.append(AdversarialExample(
+            index=int(index), attack=attack.name, norm=threat.norm.value, eps=threat.eps,
+            true_label=names[int(y[row])],
+            clean_label=names[int(clean[row].argmax())],
+            clean_confidence=float(clean[row].max()),
+            adversarial_label=names[int(adversarial[row].argmax())],
+            adversarial_confidence=float(adversarial[row].max()),
+            distance=float(distances[row]), amplification=factor,
+            clean_image=png_data_uri(original), perturbation_image=png_data_uri(perturbation),
+            adversarial_image=png_data_uri(attacked)))
+    return examples
