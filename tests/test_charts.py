@@ -8,9 +8,10 @@ import xml.etree.ElementTree as ET
 
 import matplotlib
 import pytest
+from result_factory import make_result
 
 from robustbench_lite.reports.charts import robustness_charts
-from robustbench_lite.results import AuditResult, CurvePoint, DataInfo, ModelInfo, RunInfo
+from robustbench_lite.results import AuditResult, CurvePoint
 
 SVG = "{http://www.w3.org/2000/svg}"
 PREFIX = "data:image/svg+xml;base64,"
@@ -18,13 +19,7 @@ PREFIX = "data:image/svg+xml;base64,"
 
 def audit_result(curves: list[CurvePoint]) -> AuditResult:
     """A result with nothing but a clean accuracy and ``curves``."""
-    return AuditResult(
-        model=ModelInfo("digits-cnn", "0" * 64, "pt", True, "digits-cnn", 10, [1, 8, 8]),
-        data=DataInfo("digits", "1" * 64, 100, "builtin", "digits",
-                      [str(i) for i in range(10)]),
-        clean_accuracy=0.97, cells=[], robust_accuracy=[],
-        run=RunInfo(0, "cpu", 128, "robust audit", "2024-01-01T00:00:00", 1.0, {}, []),
-        curves=curves)
+    return make_result(curves=curves)
 
 
 def grid(norm: str, attack: str, points: dict[float, float]) -> list[CurvePoint]:

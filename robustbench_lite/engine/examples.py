@@ -74,9 +74,9 @@ def _amplified(delta: np.ndarray) -> tuple[np.ndarray, float]:
 
 def capture_examples(model: RobustModel, data: EvalData, attack: Attack, threat: ThreatModel,
                      indices: Sequence[int], seed: int) -> list[AdversarialExample]:
-    """Attack the samples ``indices`` once more and describe each; empty when the data are
-    not images (C x H x W with 1 or 3 channels) or the attack fails (logged)."""
-    if not indices or data.x.dim() != 4 or data.x.shape[1] not in (1, 3):
+    """Attack the samples ``indices`` once more and describe each; empty when the images
+    have neither 1 nor 3 channels or the attack fails (logged)."""
+    if not indices or data.x.shape[1] not in (1, 3):
         return []
     chosen = torch.tensor(list(indices))
     x = data.x[chosen].to(model.device)
