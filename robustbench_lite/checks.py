@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from robustbench_lite.results import CellResult, SanityCheck
+from robustbench_lite.threat import norm_label
 
 
 def _where(cells: Sequence[CellResult]) -> str:
-    shown = [f"{cell.attack} at {cell.norm} eps={cell.eps:g}" for cell in cells[:3]]
+    shown = [f"{cell.attack} at {norm_label(cell.norm)} eps={cell.eps:g}" for cell in cells[:3]]
     more = f" and {len(cells) - 3} more" if len(cells) > 3 else ""
     return ", ".join(shown) + more
 

@@ -39,6 +39,14 @@ class Norm(str, Enum):
         return aliases[key]
 
 
+_NORM_LABELS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+
+
+def norm_label(norm: str) -> str:
+    """How a norm is written for people: ``linf`` → ``Linf``; unknown names unchanged."""
+    return _NORM_LABELS.get(norm, norm)
+
+
 @dataclass(frozen=True)
 class ThreatModel:
     """A norm ball of radius ``eps`` inside the pixel box ``[lower, upper]``.

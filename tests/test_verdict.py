@@ -92,9 +92,9 @@ def test_cell_checks_report_failures_and_invalid_examples() -> None:
                        violation_details=["outside the eps-ball"])]
     ran, valid = cell_checks(cells)
     assert (ran.status, ran.details) == ("warn", {"cells": 3, "failed": 1})
-    assert "square at linf eps=0.1" in ran.message
+    assert "square at Linf eps=0.1" in ran.message
     assert (valid.status, valid.details["invalid_examples"]) == ("fail", 7)
-    assert "cheat at linf eps=0.1" in valid.message
+    assert "cheat at Linf eps=0.1" in valid.message
     assert [check.status for check in cell_checks(cells[:1])] == ["pass", "pass"]
 
 

@@ -21,10 +21,10 @@ from matplotlib.textpath import text_to_path
 from matplotlib.ticker import PercentFormatter
 
 from robustbench_lite.results import AuditResult, CurvePoint
+from robustbench_lite.threat import norm_label
 
 WORST = "worst case"
 MINIMAL = "minimal distances"
-NORM_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 #: Default style plus a fixed salt for the SVG's ids and glyphs drawn as paths (no fonts).
 STYLE = ("default", {"svg.hashsalt": "robustbench-lite", "svg.fonttype": "path",
                      "font.size": 8.0})
@@ -58,7 +58,7 @@ def robustness_charts(result: AuditResult) -> list[Chart]:
 
 def norm_chart(norm: str, points: Sequence[CurvePoint], clean_accuracy: float) -> Chart:
     """The chart of one norm's curve points."""
-    name = NORM_NAMES.get(norm, norm)
+    name = norm_label(norm)
     grid = curves(points, "grid")
     minimal = curves(points, MINIMAL)
     with matplotlib.style.context(STYLE):

@@ -12,6 +12,7 @@ from robustbench_lite.reports.charts import robustness_charts
 from robustbench_lite.reports.loader import template_errors, template_loader
 from robustbench_lite.reports.sections import ReportSection, section_data, section_template_dirs
 from robustbench_lite.results import AuditResult
+from robustbench_lite.threat import norm_label
 from robustbench_lite.verdict import verdict
 
 TEMPLATE = "report.html"
@@ -38,14 +39,6 @@ def environment(template_dirs: Sequence[Path] = (),
 
 def format_percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
-
-
-NORM_LABELS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
-
-
-def norm_label(norm: str) -> str:
-    """``linf`` → ``Linf``: how norms are written in the report."""
-    return NORM_LABELS.get(norm, norm)
 
 
 NORM_WORDS = {
@@ -106,7 +99,8 @@ def render_html(result: AuditResult, template_dirs: Sequence[Path] = (),
                     for row in result.robust_accuracy],
         "charts": robustness_charts(result),
         "transfer_grids": transfer_grids(result),
-        "threat_columns": list(table.columns),
+        "threat_columns": [norm_label(norm) + " " + eps for norm, eps in
+                           (str(column).split(" ", 1) for column in table.columns)],
         "accuracy_rows": [(attack, [row[col] for col in table.columns])
                           for attack, row in table.iterrows()],
         "sections": list(sections),
