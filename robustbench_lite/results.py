@@ -39,7 +39,9 @@ class DataInfo:
 @dataclass
 class CellResult:
     """One attack at one threat model. ``accuracy`` is None when the cell failed or was
-    skipped (``error``/``skipped`` say why)."""
+    skipped (``error``/``skipped`` say why). ``batch_size`` is the smallest batch size in
+    force when its units finished (halved on CUDA out-of-memory); None when every unit was
+    read from the result store."""
 
     attack: str
     params: dict[str, Any]
@@ -57,6 +59,7 @@ class CellResult:
     violation_details: list[str] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
+    batch_size: int | None = None
 
 
 @dataclass

@@ -49,6 +49,8 @@ def test_rerun_reuses_the_store(default_model: RobustModel, data: EvalData,
     with ResultStore(tmp_path / "results.sqlite") as store:
         again = audit(default_model, data, store)
     assert numbers(again) == numbers(first)
+    assert {c.batch_size for c in first.cells} == {128}
+    assert {c.batch_size for c in again.cells} == {None}  # read from the store: not known
 
 
 def test_other_seed_is_not_reused(default_model: RobustModel, data: EvalData,

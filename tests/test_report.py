@@ -104,4 +104,9 @@ def test_report_sections_show_threats_transfer_per_class_and_cost(result: AuditR
     for row in result.per_class:
         assert f"{100 * row.robust_accuracy:.1f}%" in html
     assert f"{sum(c.queries for c in result.cells)} model queries" in html
+    assert {cell.batch_size for cell in result.cells} == {128}
+    cost = html[html.index('<section id="cost"'):]
+    for attack in ("fgsm", "pgd"):
+        queries = sum(c.queries for c in result.cells if c.attack == attack)
+        assert f"<tr><td>{attack}</td><td>2</td><td>{queries}</td>" in cost
     assert "Not run (--no-transfer)." in render_html(result)

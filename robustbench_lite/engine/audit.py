@@ -93,6 +93,7 @@ class _Runner:
         self.store, self.executor = store, executor
         self.budget = BatchBudget(settings.batch_size)
         self.reused = 0
+        self.batch_sizes: dict[str, int] = {}  # digest -> batch size when the unit finished
 
     def unit(self, attack: Attack, threat: ThreatModel, start: int, stop: int,
              mask: torch.Tensor, context: str = "") -> WorkUnit:
@@ -107,6 +108,7 @@ class _Runner:
             return cached
         record = run_unit(self.model, self.data, unit, self.settings.seed, self.budget,
                           self.settings.show_progress)
+        self.batch_sizes[unit.key.digest()] = self.budget.size
         if self.store is not None:
             self.store.put(record)
         return record
@@ -175,6 +177,9 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
                     earlier.append(repr(attack))
                 record = _cell_record(records, units)
                 cell = cell_result(attack, threat, record, attacked.numpy())
+                cell.batch_size = min((runner.batch_sizes[unit.key.digest()] for unit in units
+                                       if unit.key.digest() in runner.batch_sizes),
+                                      default=None)
                 cells.append(cell)
                 outcomes[-1].append((attack, record, attacked.numpy()))
                 if cell.accuracy is not None:

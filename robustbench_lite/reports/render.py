@@ -75,6 +75,19 @@ def transfer_grids(result: AuditResult) -> list[dict[str, Any]]:
     return list(grids.values())
 
 
+def cost_rows(result: AuditResult) -> list[dict[str, Any]]:
+    """Queries and attack time per attack over all its cells, most expensive first."""
+    frame = result.cells_frame()
+    if frame.empty:
+        return []
+    totals = frame.groupby("attack", sort=False).agg(
+        cells=("attack", "size"), queries=("queries", "sum"), seconds=("seconds", "sum"))
+    total = float(totals["seconds"].sum())
+    totals["share"] = totals["seconds"] / total if total > 0 else 0.0
+    return [{"attack": attack, **row} for attack, row in
+            totals.sort_values("seconds", ascending=False, kind="stable").to_dict("index").items()]
+
+
 def check_templates(template_dirs: Sequence[Path] = (),
                     sections: Sequence[ReportSection] = ()) -> None:
     """Load and compile the report template and every section template, so a broken
@@ -103,6 +116,7 @@ def render_html(result: AuditResult, template_dirs: Sequence[Path] = (),
                            (str(column).split(" ", 1) for column in table.columns)],
         "accuracy_rows": [(attack, [row[col] for col in table.columns])
                           for attack, row in table.iterrows()],
+        "cost_rows": cost_rows(result),
         "sections": list(sections),
         "section_data": section_data(sections, result),
     }
