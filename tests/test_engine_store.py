@@ -127,3 +127,4 @@ def test_out_of_memory_halves_the_batch(default_model: RobustModel, data: EvalDa
     assert sizes[:3] == [128, 64, 32]
     assert "retrying with batch size 64" in caplog.text
     assert result.cells[0].accuracy == reference.cells[0].accuracy
+    assert result.cells[0].batch_size == 32  # what the cell finished with
