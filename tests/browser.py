@@ -8,8 +8,9 @@ and a print to PDF. Optionally a full-page screenshot is saved.
 
 As a script it regenerates the screenshot kept in ``docs/``::
 
-    python tests/browser.py robust-out/report.html docs/report-screenshot.png
+    python tests/browser.py robust-out/report.html docs/report-screenshot.png 2000
 
+(the optional last argument keeps only the top 2000 pixels of the page)
 and exits non-zero if the page logged an error, raised, opened a dialog or asked for anything
 but its own file and ``data:`` URIs.
 """
@@ -99,11 +100,12 @@ def _count_pdf_pages(pdf: bytes) -> int:
 
 
 def inspect_report(path: Path, screenshot: Path | None = None, *,
-                   javascript: bool = True, executable: str | None = None) -> PageReport:
+                   javascript: bool = True, executable: str | None = None,
+                   screenshot_height: int | None = None) -> PageReport:
     """Open ``path`` from its ``file://`` URL in headless Chromium and record the visit.
 
-    ``screenshot`` (if given) receives a full-page PNG at a 1200-pixel-wide viewport; the page
-    is also printed to PDF (print media) to check it prints. Raises `RuntimeError` when no
+    ``screenshot`` (if given) receives a full-page PNG at a 1200-pixel-wide viewport, or its
+    top ``screenshot_height`` pixels; the page is also printed to PDF (print media) to check it prints. Raises `RuntimeError` when no
     Chromium is found.
     """
     from playwright.sync_api import sync_playwright
@@ -150,7 +152,12 @@ def inspect_report(path: Path, screenshot: Path | None = None, *,
             text = page.locator("body").inner_text()
             if screenshot is not None:
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(screenshot), full_page=True)
+                if screenshot_height is None:
+                    page.screenshot(path=str(screenshot), full_page=True)
+                else:
+                    page.screenshot(path=str(screenshot), full_page=True, clip={
+                        "x": 0, "y": 0, "width": VIEWPORT["width"],
+                        "height": screenshot_height})
             page.emulate_media(media="print")
             pdf = page.pdf(format="A4", print_background=True)
         finally:
@@ -163,10 +170,11 @@ def inspect_report(path: Path, screenshot: Path | None = None, *,
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python tests/browser.py REPORT_HTML PNG_OUT", file=sys.stderr)
+    if len(argv) not in (2, 3):
+        print("usage: python tests/browser.py REPORT_HTML PNG_OUT [HEIGHT]", file=sys.stderr)
         return 2
-    report = inspect_report(Path(argv[0]), Path(argv[1]))
+    height = int(argv[2]) if len(argv) == 3 else None
+    report = inspect_report(Path(argv[0]), Path(argv[1]), screenshot_height=height)
     print(f"title:    {report.title}")
     print(f"sections: {', '.join(report.section_ids)}")
     print(f"pdf:      {report.pdf_pages} pages, {report.pdf_bytes} bytes")

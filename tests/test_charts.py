@@ -11,7 +11,7 @@ import pytest
 from result_factory import make_result
 
 from robustbench_lite.reports.charts import robustness_charts
-from robustbench_lite.results import AuditResult, CurvePoint
+from robustbench_lite.results import AuditResult, CurvePoint, ThreatSummary
 
 SVG = "{http://www.w3.org/2000/svg}"
 PREFIX = "data:image/svg+xml;base64,"
@@ -54,13 +54,16 @@ def legend_labels(data_uri: str) -> list[str]:
             if node.tag is ET.Comment]  # type: ignore[comparison-overlap]
 
 
-def test_one_chart_per_norm_in_order_of_appearance(result: AuditResult) -> None:
+def test_one_chart_per_norm_in_the_order_of_the_threat_models(result: AuditResult) -> None:
     charts = robustness_charts(result)
     assert [chart.norm for chart in charts] == ["linf", "l2"]
     assert [chart.title for chart in charts] == ["Linf: accuracy against eps",
                                                  "L2: accuracy against eps"]
     for chart in charts:
         assert svg_root(chart.data_uri).tag == f"{SVG}svg"
+    result.robust_accuracy = [ThreatSummary("l2", 0.5, 0.7, []),
+                              ThreatSummary("linf", 0.1, 0.4, [])]
+    assert [chart.norm for chart in robustness_charts(result)] == ["l2", "linf"]
 
 
 def test_no_curve_points_no_charts(result: AuditResult) -> None:

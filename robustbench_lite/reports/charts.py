@@ -48,10 +48,13 @@ class Chart:
 
 
 def robustness_charts(result: AuditResult) -> list[Chart]:
-    """One chart per norm of ``result.curves``, in order of first appearance; [] without
-    curve points. Points of another source than grid or minimal distances are left out."""
+    """One chart per norm of ``result.curves``, in the order of ``result.robust_accuracy``
+    (other norms after, in order of first appearance); [] without curve points. Points of
+    another source than grid or minimal distances are left out."""
     points = [p for p in result.curves if p.source in ("grid", MINIMAL)]
+    evaluated = [row.norm for row in result.robust_accuracy]
     norms = list(dict.fromkeys(point.norm for point in points))
+    norms.sort(key=lambda norm: evaluated.index(norm) if norm in evaluated else len(evaluated))
     return [norm_chart(norm, [p for p in points if p.norm == norm], result.clean_accuracy)
             for norm in norms]
 
