@@ -105,8 +105,8 @@ def inspect_report(path: Path, screenshot: Path | None = None, *,
     """Open ``path`` from its ``file://`` URL in headless Chromium and record the visit.
 
     ``screenshot`` (if given) receives a full-page PNG at a 1200-pixel-wide viewport, or its
-    top ``screenshot_height`` pixels; the page is also printed to PDF (print media) to check it prints. Raises `RuntimeError` when no
-    Chromium is found.
+    top ``screenshot_height`` pixels; the page is also printed to PDF (print media) to check
+    it prints. Raises `RuntimeError` when no Chromium is found.
     """
     from playwright.sync_api import sync_playwright
 
