@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -57,15 +58,23 @@ def test_html_shows_the_numbers_of_results_json(result: AuditResult) -> None:
 
 
 def test_html_is_self_contained_and_escaped(result: AuditResult) -> None:
-    result.model.name = "<script>alert(1)</script>"
-    result.data.class_names[0] = "<img src=x onerror=alert(1)>"
-    try:
-        html = render_html(result)
-    finally:
-        result.model.name = "digits-cnn"
-        result.data.class_names[0] = "0"
-    assert "<script>" not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    hostile = copy.deepcopy(result)
+    hostile.model.name = "<script>alert(1)</script>"
+    hostile.data.class_names[0] = "<img src=x onerror=alert(1)>"
+    for row in hostile.per_class:
+        if row.class_name == "0":
+            row.class_name = hostile.data.class_names[0]
+    hostile.run.plugins.append({"name": "<script>plugin()</script>", "version": "<b>1</b>"})
+    for cell in hostile.cells:
+        cell.attack = "<script>attack()</script>"
+    for example in hostile.examples:
+        example.true_label = example.adversarial_label = "<img src=x onerror=alert(2)>"
+    html = render_html(hostile)
+    assert "<script>" not in html and "<img src=x" not in html and "<b>1</b>" not in html
+    for text in ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;script&gt;plugin()&lt;/script&gt;",
+                 "&lt;script&gt;attack()&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;",
+                 "&lt;img src=x onerror=alert(2)&gt;"):
+        assert text in html, text
     assert 'http-equiv="Content-Security-Policy"' in html
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
 
