@@ -210,7 +210,7 @@ def audit(model: RobustModel | str | Path | None = None, data: EvalData | str | 
     model's predictions on the held-out split gives the black-box row), ``transfer_attack``,
     ``seed``, ``batch_size``, ``device``, ``fast`` (cascade mode), ``shard_size``,
     ``store`` (SQLite result store path; None: none), ``split``, ``n_samples``,
-    ``show_progress``.
+    ``examples`` (example images to capture), ``show_progress``.
     """
     return run_job(prepare(model, data, **kwargs))
 
