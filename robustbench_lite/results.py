@@ -11,7 +11,14 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_lite.threat import norm_label
+
 SCHEMA_VERSION = 1
+
+
+def threat_label(norm: str, eps: float, targeted: bool = False) -> str:
+    """A threat model in a table heading: ``Linf 0.1``, ``targeted L2 0.5``."""
+    return f"{'targeted ' if targeted else ''}{norm_label(norm)} {eps:g}"
 
 
 @dataclass
@@ -70,6 +77,7 @@ class ThreatSummary:
     eps: float
     accuracy: float
     attacks: list[str]
+    targeted: bool = False
 
 
 @dataclass
@@ -82,6 +90,7 @@ class PerClassRow:
     n_samples: int
     clean_accuracy: float
     robust_accuracy: float
+    targeted: bool = False
 
 
 @dataclass
@@ -201,9 +210,11 @@ class AuditResult:
         """Adversarial accuracy: one row per attack, one column per threat model, plus the
         worst-case row."""
         frame = self.cells_frame()
-        frame["threat"] = frame["norm"] + " " + frame["eps"].map(lambda eps: f"{eps:g}")
+        frame["threat"] = [threat_label(cell.norm, cell.eps, cell.targeted)
+                           for cell in self.cells]
         table = frame.pivot_table(index="attack", columns="threat", values="accuracy",
                                   aggfunc="first", sort=False)
-        worst = {f"{row.norm} {row.eps:g}": row.accuracy for row in self.robust_accuracy}
+        worst = {threat_label(row.norm, row.eps, row.targeted): row.accuracy
+                 for row in self.robust_accuracy}
         table.loc["worst case"] = pd.Series(worst)
         return table

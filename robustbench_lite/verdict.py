@@ -28,6 +28,7 @@ class HeadlineThreat:
     robust_accuracy: float
     strongest_attack: str | None
     strongest_broke: float | None
+    targeted: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,15 +44,17 @@ class Verdict:
     gate_messages: list[str]
 
 
-def strongest_attack(result: AuditResult, norm: str, eps: float) -> tuple[str | None,
-                                                                          float | None]:
-    """The attack that broke the most samples at (norm, eps) and the share it broke; ties go
-    to the earlier attack. In cascade mode each cell's accuracy already counts the earlier
-    attacks, so an attack's share is the drop from the previous cell."""
+def strongest_attack(result: AuditResult, norm: str, eps: float, targeted: bool = False
+                     ) -> tuple[str | None, float | None]:
+    """The attack that broke the most samples at the threat model (norm, eps, targeted) and
+    the share it broke; ties go to the earlier attack. In cascade mode each cell's accuracy
+    already counts the earlier attacks, so an attack's share is the drop from the previous
+    cell."""
     best: tuple[str | None, float | None] = (None, None)
     previous = result.clean_accuracy
     for cell in result.cells:
-        if cell.norm != norm or cell.eps != eps or cell.accuracy is None:
+        if (cell.norm, cell.eps, cell.targeted) != (norm, eps, targeted) \
+                or cell.accuracy is None:
             continue
         broke = previous - cell.accuracy
         if result.mode != "full":
@@ -64,14 +67,15 @@ def strongest_attack(result: AuditResult, norm: str, eps: float) -> tuple[str | 
 def verdict(result: AuditResult) -> Verdict:
     """The verdict of ``result``; computed, never stored in it."""
     rows = result.robust_accuracy
-    chosen = headline_indices(result.data.family, [(row.norm, row.eps) for row in rows])
+    chosen = headline_indices(result.data.family,
+                              [(row.norm, row.eps, row.targeted) for row in rows])
     threats = []
     for index in chosen:
         row = rows[index]
-        attack, broke = strongest_attack(result, row.norm, row.eps)
+        attack, broke = strongest_attack(result, row.norm, row.eps, row.targeted)
         standard = is_standard_eps(result.data.family, row.norm, row.eps)
         threats.append(HeadlineThreat(row.norm, row.eps, standard, row.accuracy, attack,
-                                      broke))
+                                      broke, row.targeted))
     counts = {status: sum(check.status == status for check in result.checks)
               for status in CHECK_STATUSES}
     worst = [status for status in CHECK_STATUSES if counts[status]]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from result_factory import make_cell, make_result
 
 from robustbench_lite.attacks import FGSM, PGD
 from robustbench_lite.cli.report import diff_command, report_command
@@ -16,7 +17,7 @@ from robustbench_lite.engine.audit import AuditSettings, run_audit
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.reports.diff import diff_table, format_change, render_diff_html
 from robustbench_lite.reports.outputs import write_outputs
-from robustbench_lite.results import AuditResult
+from robustbench_lite.results import AuditResult, ThreatSummary
 from robustbench_lite.threat import Norm, ThreatModel
 
 PLUGINS: list[dict[str, str | None]] = [{"name": "robustbench_lite.builtin", "version": "0"}]
@@ -144,3 +145,20 @@ def test_diff_page_marks_better_and_worse_and_escapes(before: AuditResult,
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert '<td class="better">+10.0 pp</td>' in html
     assert '<td class="worse">\N{MINUS SIGN}5.0 pp</td>' in html
+
+
+def test_diff_keeps_targeted_and_untargeted_apart() -> None:
+    def audit(untargeted: float, targeted: float) -> AuditResult:
+        return make_result(
+            cells=[make_cell("pgd", "linf", 0.1, untargeted),
+                   make_cell("pgd", "linf", 0.1, targeted, targeted=True)],
+            robust_accuracy=[ThreatSummary("linf", 0.1, untargeted, ["pgd"]),
+                             ThreatSummary("linf", 0.1, targeted, ["pgd"], targeted=True)])
+
+    table = diff_table(audit(0.4, 0.2), audit(0.5, 0.1))
+    changes = {(row.kind, bool(row.targeted)): round(row.change, 6)
+               for row in table.itertuples() if row.kind != "clean"}
+    assert changes == {("robust", False): 0.1, ("robust", True): -0.1,
+                       ("cell", False): 0.1, ("cell", True): -0.1}
+    html = render_diff_html(audit(0.4, 0.2), audit(0.5, 0.1))
+    assert "targeted Linf 0.1" in html

@@ -4,6 +4,7 @@ report's verdict section showing exactly those numbers."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from result_factory import make_cell, make_result
@@ -21,11 +22,14 @@ from robustbench_lite.verdict import strongest_attack, verdict
     ("digits", [("linf", 0.05), ("linf", 0.2), ("l2", 0.5)], [1, 2]),  # none standard
     ("unknown-family", [("linf", 8 / 255)], [0]),  # generic: cifar10's budgets
     ("digits", [("linf", 0.1), ("linf", 0.1)], [0]),  # one index per threat model
+    ("digits", [("linf", 0.1, True), ("linf", 0.1), ("linf", 0.2, True)], [1]),  # untargeted
+    ("digits", [("linf", 0.05, True), ("linf", 0.1, True)], [1]),  # only targeted ones ran
     ("digits", [], []),
 ])
-def test_headline_threats(family: str, evaluated: list[tuple[str, float]],
+def test_headline_threats(family: str, evaluated: list[tuple[Any, ...]],
                           expected: list[int]) -> None:
-    assert headline_indices(family, evaluated) == expected
+    threats = [(*threat, False) if len(threat) == 2 else threat for threat in evaluated]
+    assert headline_indices(family, threats) == expected
 
 
 def two_threat_result(mode: str = "full") -> AuditResult:
@@ -117,6 +121,24 @@ def test_report_verdict_shows_the_verdict_numbers() -> None:
     assert "worst-case robust accuracy 41.0% is below" in text
     assert "1 passed, 1 warned, 0 failed" in text
     assert "65.0%" not in text  # only the standard eps is headlined
+
+
+def test_targeted_threat_models_are_kept_apart() -> None:
+    cells = [make_cell("pgd", "linf", 0.1, 0.45), make_cell("apgd-t", "linf", 0.1, 0.2,
+                                                             targeted=True)]
+    rows = [ThreatSummary("linf", 0.1, 0.45, ["pgd"]),
+            ThreatSummary("linf", 0.1, 0.2, ["apgd-t"], targeted=True)]
+    result = make_result(cells=cells, robust_accuracy=rows)
+    headline = verdict(result).threats
+    assert [(t.robust_accuracy, t.strongest_attack, t.targeted) for t in headline] == [
+        (0.45, "pgd", False)]
+    assert strongest_attack(result, "linf", 0.1, targeted=True)[0] == "apgd-t"
+    html = render_html(result)
+    table = result.accuracy_table()
+    assert list(table.columns) == ["Linf 0.1", "targeted Linf 0.1"]
+    assert table.loc["worst case"].tolist() == [0.45, 0.2]
+    assert "<strong>targeted Linf 0.1</strong>: every pixel may change" in html
+    assert "the attack succeeds only if the model outputs the class it chose" in html
 
 
 def test_report_verdict_says_when_the_standard_eps_was_not_run() -> None:

@@ -62,16 +62,19 @@ def per_class_rows(threat: ThreatModel, labels: np.ndarray, correct: np.ndarray,
         members = labels == index
         if members.any():
             rows.append(PerClassRow(threat.norm.value, threat.eps, name, int(members.sum()),
-                                    fraction(correct[members]), fraction(robust[members])))
+                                    fraction(correct[members]), fraction(robust[members]),
+                                    threat.targeted))
     return rows
 
 
 def grid_curves(cells: Sequence[CellResult],
                 summaries: Sequence[ThreatSummary]) -> list[CurvePoint]:
-    """Accuracy against eps for every attack and the worst case, from the matrix's cells."""
+    """Accuracy against eps for every attack and the worst case, from the matrix's
+    untargeted cells."""
     points = [CurvePoint(c.norm, c.attack, c.eps, c.accuracy) for c in cells
               if c.accuracy is not None and not c.targeted]
-    points += [CurvePoint(s.norm, "worst case", s.eps, s.accuracy) for s in summaries]
+    points += [CurvePoint(s.norm, "worst case", s.eps, s.accuracy) for s in summaries
+               if not s.targeted]
     return sorted(points, key=lambda p: (p.norm, p.attack, p.eps))
 
 

@@ -190,7 +190,7 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
                 logger.info("%-10s %-18s accuracy %s", attack.name, threat.label,
                             "-" if cell.accuracy is None else f"{cell.accuracy:.2%}")
             summaries.append(ThreatSummary(threat.norm.value, threat.eps, fraction(worst),
-                                           counted))
+                                           counted, threat.targeted))
             per_class += per_class_rows(threat, labels, correct_np, worst, data.class_names)
     curves: list[CurvePoint] = grid_curves(cells, summaries)
     for unit_group in _minimal_groups(grid):
@@ -231,7 +231,8 @@ def _headline_examples(model: RobustModel, data: EvalData, threats: Sequence[Thr
     threat model (`headline_indices`)."""
     if not threats or settings.examples <= 0:
         return []
-    index = headline_indices(data.family, [(t.norm.value, t.eps) for t in threats])[0]
+    index = headline_indices(data.family, [(t.norm.value, t.eps, t.targeted)
+                                           for t in threats])[0]
     ran = [(attack, attacked & ~record.robust, attacked)
            for attack, record, attacked in outcomes[index]
            if record.error is None and record.skipped is None]

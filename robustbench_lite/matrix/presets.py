@@ -99,18 +99,23 @@ def is_standard_eps(family: str, norm: str, eps: float) -> bool:
     return norm in standard and math.isclose(eps, standard[norm], rel_tol=1e-9)
 
 
-def headline_indices(family: str, evaluated: Sequence[tuple[str, float]]) -> list[int]:
-    """Which of the ``evaluated`` (norm, eps) pairs a verdict should headline: those at the
-    family's standard eps, or, when none is, the largest eps of each norm. In order of
-    ``evaluated``; one index per (norm, eps)."""
+def headline_indices(family: str, evaluated: Sequence[tuple[str, float, bool]]) -> list[int]:
+    """Which of the ``evaluated`` (norm, eps, targeted) threat models a verdict should
+    headline: the untargeted ones at the family's standard eps, or, when none is, the
+    largest untargeted eps of each norm; targeted ones only when nothing is untargeted. In
+    order of ``evaluated``; one index per (norm, eps)."""
+    untargeted = [index for index, (_, _, targeted) in enumerate(evaluated) if not targeted]
+    candidates = untargeted or list(range(len(evaluated)))
     chosen: dict[tuple[str, float], int] = {}
-    for index, (norm, eps) in enumerate(evaluated):
+    for index in candidates:
+        norm, eps, _ = evaluated[index]
         if is_standard_eps(family, norm, eps):
             chosen.setdefault((norm, eps), index)
     if chosen:
         return list(chosen.values())
     largest: dict[str, int] = {}
-    for index, (norm, eps) in enumerate(evaluated):
+    for index in candidates:
+        norm, eps, _ = evaluated[index]
         if norm not in largest or eps > evaluated[largest[norm]][1]:
             largest[norm] = index
     return sorted(largest.values())

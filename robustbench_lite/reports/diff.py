@@ -12,10 +12,10 @@ import pandas as pd
 
 from robustbench_lite.reports.loader import template_errors
 from robustbench_lite.reports.render import environment
-from robustbench_lite.results import AuditResult, CellResult
+from robustbench_lite.results import AuditResult, CellResult, threat_label
 
 TEMPLATE = "diff.html"
-COLUMNS = ["kind", "attack", "norm", "eps", "before", "after", "change"]
+COLUMNS = ["kind", "attack", "norm", "eps", "targeted", "before", "after", "change"]
 """``kind`` is ``clean``, ``robust`` (worst case at one threat model) or ``cell``; ``before``,
 ``after`` and ``change`` are fractions (``change`` = after - before), NaN where missing."""
 
@@ -31,41 +31,46 @@ def _change(before: float, after: float) -> float:
     return after - before if not (math.isnan(before) or math.isnan(after)) else math.nan
 
 
-def _row(kind: str, attack: str, norm: str, eps: float, before: float | None,
+def _row(kind: str, attack: str, threat: tuple[str, float, bool], before: float | None,
          after: float | None) -> dict[str, Any]:
     first, second = _number(before), _number(after)
-    return {"kind": kind, "attack": attack, "norm": norm, "eps": eps, "before": first,
-            "after": second, "change": _change(first, second)}
+    norm, eps, targeted = threat
+    return {"kind": kind, "attack": attack, "norm": norm, "eps": eps, "targeted": targeted,
+            "before": first, "after": second, "change": _change(first, second)}
 
 
-def _cells_by_key(cells: Sequence[CellResult]) -> dict[tuple[str, str, float, int], CellResult]:
-    """Cells keyed by (attack, norm, eps, n): the n-th cell with that attack and threat model,
-    so an attack listed twice at one threat model pairs up in order."""
-    keyed: dict[tuple[str, str, float, int], CellResult] = {}
+def _cells_by_key(cells: Sequence[CellResult]
+                  ) -> dict[tuple[str, str, float, bool, int], CellResult]:
+    """Cells keyed by (attack, norm, eps, targeted, n): the n-th cell with that attack and
+    threat model, so an attack listed twice at one threat model pairs up in order."""
+    keyed: dict[tuple[str, str, float, bool, int], CellResult] = {}
     for cell in cells:
         n = 0
-        while (cell.attack, cell.norm, cell.eps, n) in keyed:
+        while (cell.attack, cell.norm, cell.eps, cell.targeted, n) in keyed:
             n += 1
-        keyed[(cell.attack, cell.norm, cell.eps, n)] = cell
+        keyed[(cell.attack, cell.norm, cell.eps, cell.targeted, n)] = cell
     return keyed
 
 
 def diff_table(before: AuditResult, after: AuditResult) -> pd.DataFrame:
     """One row for clean accuracy, one per threat model in either audit (worst case; NaN on
-    the side that lacks it), and one per cell present in both (matched by attack, norm and
-    eps). Columns: `COLUMNS`."""
-    rows = [_row("clean", "", "", math.nan, before.clean_accuracy, after.clean_accuracy)]
-    robust_before = {(row.norm, row.eps): row.accuracy for row in before.robust_accuracy}
-    robust_after = {(row.norm, row.eps): row.accuracy for row in after.robust_accuracy}
+    the side that lacks it), and one per cell present in both (matched by attack and threat
+    model). Columns: `COLUMNS`."""
+    rows = [_row("clean", "", ("", math.nan, False), before.clean_accuracy,
+                 after.clean_accuracy)]
+    robust_before = {(row.norm, row.eps, row.targeted): row.accuracy
+                     for row in before.robust_accuracy}
+    robust_after = {(row.norm, row.eps, row.targeted): row.accuracy
+                    for row in after.robust_accuracy}
     threats = list(robust_before) + [key for key in robust_after if key not in robust_before]
-    for norm, eps in threats:
-        rows.append(_row("robust", "worst case", norm, eps, robust_before.get((norm, eps)),
-                         robust_after.get((norm, eps))))
+    for threat in threats:
+        rows.append(_row("robust", "worst case", threat, robust_before.get(threat),
+                         robust_after.get(threat)))
     cells_after = _cells_by_key(after.cells)
     for key, cell in _cells_by_key(before.cells).items():
         if key in cells_after:
-            rows.append(_row("cell", cell.attack, cell.norm, cell.eps, cell.accuracy,
-                             cells_after[key].accuracy))
+            rows.append(_row("cell", cell.attack, (cell.norm, cell.eps, cell.targeted),
+                             cell.accuracy, cells_after[key].accuracy))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -93,8 +98,8 @@ def format_accuracy(value: float) -> str:
     return MISSING if math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def format_threat(norm: str, eps: float) -> str:
-    return "" if math.isnan(eps) else f"{norm} {eps:g}"
+def format_threat(norm: str, eps: float, targeted: bool = False) -> str:
+    return "" if math.isnan(eps) else threat_label(norm, eps, targeted)
 
 
 def formatted_diff_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -102,7 +107,8 @@ def formatted_diff_table(table: pd.DataFrame) -> pd.DataFrame:
     change."""
     what = {"clean": "clean accuracy", "robust": "worst case"}
     return pd.DataFrame(
-        [{"what": what.get(row.kind, row.attack), "threat": format_threat(row.norm, row.eps),
+        [{"what": what.get(row.kind, row.attack),
+          "threat": format_threat(row.norm, row.eps, row.targeted),
           "before": format_accuracy(row.before), "after": format_accuracy(row.after),
           "change": format_change(row.change)} for row in table.itertuples(index=False)],
         columns=["what", "threat", "before", "after", "change"])
@@ -113,7 +119,7 @@ def render_diff_html(before: AuditResult, after: AuditResult,
     """The comparison page of two audits; everything it shows comes from the two results.
     Template problems raise `ReportTemplateError`."""
     table = diff_table(before, after)
-    rows = [{"attack": row.attack, "threat": format_threat(row.norm, row.eps),
+    rows = [{"attack": row.attack, "threat": format_threat(row.norm, row.eps, row.targeted),
              "before": format_accuracy(row.before), "after": format_accuracy(row.after),
              "change": format_change(row.change), "change_class": change_class(row.change)}
             for row in table.itertuples(index=False)]

@@ -11,7 +11,7 @@ import jinja2
 from robustbench_lite.reports.charts import robustness_charts
 from robustbench_lite.reports.loader import template_errors, template_loader
 from robustbench_lite.reports.sections import ReportSection, section_data, section_template_dirs
-from robustbench_lite.results import AuditResult
+from robustbench_lite.results import AuditResult, PerClassRow, threat_label
 from robustbench_lite.threat import norm_label
 from robustbench_lite.verdict import verdict
 
@@ -48,10 +48,30 @@ NORM_WORDS = {
 }
 
 
-def describe_threat(norm: str, eps: float) -> str:
+def describe_threat(norm: str, eps: float, targeted: bool = False) -> str:
     """A threat model in words a reviewer understands (pixels are in [0, 1])."""
     amount = f"{eps:g}" + (f" (about {eps * 255:.3g}/255)" if norm == "linf" else "")
-    return NORM_WORDS.get(norm, norm + " norm at most {eps}").format(eps=amount)
+    words = NORM_WORDS.get(norm, norm + " norm at most {eps}").format(eps=amount)
+    if targeted:
+        return words + "; the attack succeeds only if the model outputs the class it chose"
+    return words + "; any wrong label counts as a success"
+
+
+def per_class_grid(result: AuditResult) -> dict[str, Any]:
+    """The per-class table: one column per threat model of ``result.robust_accuracy``, one
+    row ``(class name, samples, clean accuracy, [robust accuracy or None per column])`` per
+    class with samples."""
+    columns = [(row.norm, row.eps, row.targeted) for row in result.robust_accuracy]
+    cells: dict[str, dict[tuple[str, float, bool], float]] = {}
+    first: dict[str, PerClassRow] = {}
+    for row in result.per_class:
+        first.setdefault(row.class_name, row)
+        cells.setdefault(row.class_name, {})[(row.norm, row.eps, row.targeted)] = \
+            row.robust_accuracy
+    rows = [(name, first[name].n_samples, first[name].clean_accuracy,
+             [cells[name].get(column) for column in columns])
+            for name in result.data.class_names if name in first]
+    return {"columns": [threat_label(*column) for column in columns], "rows": rows}
 
 
 def heat_style(value: float | None) -> str:
@@ -108,12 +128,13 @@ def render_html(result: AuditResult, template_dirs: Sequence[Path] = (),
     context: dict[str, Any] = {
         "result": result,
         "verdict": verdict(result),
-        "threats": [(row.norm, row.eps, describe_threat(row.norm, row.eps))
+        "threats": [(threat_label(row.norm, row.eps, row.targeted),
+                     describe_threat(row.norm, row.eps, row.targeted))
                     for row in result.robust_accuracy],
+        "per_class": per_class_grid(result),
         "charts": robustness_charts(result),
         "transfer_grids": transfer_grids(result),
-        "threat_columns": [norm_label(norm) + " " + eps for norm, eps in
-                           (str(column).split(" ", 1) for column in table.columns)],
+        "threat_columns": list(table.columns),
         "accuracy_rows": [(attack, [row[col] for col in table.columns])
                           for attack, row in table.iterrows()],
         "cost_rows": cost_rows(result),
