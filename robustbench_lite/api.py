@@ -20,6 +20,7 @@ import torch
 from robustbench_lite.attacks.base import Attack
 from robustbench_lite.attacks.spec import build_attack
 from robustbench_lite.catalogue import Catalogue, catalogue_for
+from robustbench_lite.checks.base import Check
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import DEFAULT_DATASET, load_dataset
 from robustbench_lite.engine.audit import AuditSettings, run_audit
@@ -120,6 +121,7 @@ class AuditJob:
     store: Path | None
     catalogue: Catalogue
     bundled: Architecture | None
+    checks: list[Check]
 
 
 def prepare(model: RobustModel | str | Path | None = None,
@@ -131,6 +133,7 @@ def prepare(model: RobustModel | str | Path | None = None,
             batch_size: int = 128, device: torch.device | str | None = None,
             fast: bool = False, shard_size: int | None = None, store: Path | None = None,
             split: str = "test", n_samples: int | None = None, examples: int = 6,
+            checks: bool = True,
             show_progress: bool = False, command: str = "",
             manager: PluginManager | None = None) -> AuditJob:
     """Load and check the model, data, matrix and attacks (cheap checks first, so a typo
@@ -172,29 +175,35 @@ def prepare(model: RobustModel | str | Path | None = None,
         plugins=[{"name": info.name, "version": info.version}
                  for info in manager.plugin_infos()],
         store=store, catalogue=catalogue,
+        checks=[cls() for cls in catalogue.checks.values()] if checks else [],
         bundled=None if isinstance(model, RobustModel) else bundled_architecture(model,
                                                                                 catalogue))
 
 
 def run_job(job: AuditJob) -> AuditResult:
-    """Run the attacks (through the result store, if any), then the transfer table."""
+    """Run the checks' probes, the attacks (through the result store, if any), the transfer
+    table, then the checks that read the finished audit."""
     result_store = ResultStore(job.store) if job.store is not None else None
     try:
-        result = run_audit(job.model, job.data, job.attacks, job.matrix.threats, job.settings,
-                           job.plugins, store=result_store)
+        return run_audit(job.model, job.data, job.attacks, job.matrix.threats, job.settings,
+                         job.plugins, store=result_store, checks=job.checks,
+                         extend=lambda result: _add_transfer(job, result))
     finally:
         if result_store is not None:
             result_store.close()
-    if job.transfer:
-        models = [job.model, *job.compare]
-        if len(models) == 1:
-            models.append(_surrogate(job.model, job.data, job.data_spec, job.catalogue,
-                                     job.split, job.settings.seed))
-        rows = transfer_table(models, job.data, job.matrix.threats, job.transfer_attack,
-                              job.settings.seed, job.settings.batch_size,
-                              show_progress=job.settings.show_progress)
-        result.transfer = [dict(vars(row)) for row in rows]
-    return result
+
+
+def _add_transfer(job: AuditJob, result: AuditResult) -> None:
+    if not job.transfer:
+        return
+    models = [job.model, *job.compare]
+    if len(models) == 1:
+        models.append(_surrogate(job.model, job.data, job.data_spec, job.catalogue,
+                                 job.split, job.settings.seed))
+    rows = transfer_table(models, job.data, job.matrix.threats, job.transfer_attack,
+                          job.settings.seed, job.settings.batch_size,
+                          show_progress=job.settings.show_progress)
+    result.transfer = [dict(vars(row)) for row in rows]
 
 
 def audit(model: RobustModel | str | Path | None = None, data: EvalData | str | None = None,
@@ -210,7 +219,8 @@ def audit(model: RobustModel | str | Path | None = None, data: EvalData | str | 
     model's predictions on the held-out split gives the black-box row), ``transfer_attack``,
     ``seed``, ``batch_size``, ``device``, ``fast`` (cascade mode), ``shard_size``,
     ``store`` (SQLite result store path; None: none), ``split``, ``n_samples``,
-    ``examples`` (example images to capture), ``show_progress``.
+    ``examples`` (example images to capture), ``checks`` (run the registered sanity checks;
+    their adaptive fallbacks add ``NAME+TAG`` attacks), ``show_progress``.
     """
     return run_job(prepare(model, data, **kwargs))
 

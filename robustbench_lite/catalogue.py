@@ -1,5 +1,5 @@
-"""The catalogue: every architecture, adapter, dataset, attack, threat matrix and report
-section the plugins registered.
+"""The catalogue: every architecture, adapter, dataset, attack, threat matrix, check and
+report section the plugins registered.
 
 Built by calling each catalogue hook implementation with a ``register`` callback that checks
 the type and the uniqueness of names, and names the offending plugin in its errors.
@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from robustbench_lite.attacks.base import Attack
+from robustbench_lite.checks.base import Check
 from robustbench_lite.data.source import DatasetSource
 from robustbench_lite.errors import (
     PluginError,
     UnknownAdapterError,
     UnknownArchitectureError,
     UnknownAttackError,
+    UnknownCheckError,
     UnknownDatasetError,
     UnknownMatrixError,
     UnknownNameError,
@@ -90,11 +92,12 @@ class Catalogue:
     attacks: Registry[type[Attack]]
     matrices: Registry[MatrixPreset]
     report_sections: Registry[ReportSection]
+    checks: Registry[type[Check]]
     builtin_plugins: frozenset[str] = frozenset()
 
     def registries(self) -> list[Registry[Any]]:
         return [self.architectures, self.adapters, self.datasets, self.attacks, self.matrices,
-                self.report_sections]
+                self.checks, self.report_sections]
 
     def adapters_in_detection_order(self) -> list[type[ModelAdapter]]:
         """Third-party adapters first (so a plugin can take over a format), built-ins last."""
@@ -119,6 +122,8 @@ def build_catalogue(manager: PluginManager) -> Catalogue:
         matrices=Registry("threat matrix", "register_threat_matrices", UnknownMatrixError,
                           lambda obj: isinstance(obj, MatrixPreset), "a MatrixPreset",
                           plural="threat matrices"),
+        checks=Registry("check", "register_checks", UnknownCheckError, _subclass_of(Check),
+                        "a Check subclass"),
         report_sections=Registry("report section", "register_report_sections",
                                  UnknownReportSectionError,
                                  lambda obj: isinstance(obj, ReportSection), "a ReportSection"),

@@ -48,6 +48,10 @@ class UnknownMatrixError(UnknownNameError):
     kind = "threat matrix"
 
 
+class UnknownCheckError(UnknownNameError):
+    kind = "check"
+
+
 class UnknownReportSectionError(UnknownNameError):
     kind = "report section"
 

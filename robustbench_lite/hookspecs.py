@@ -77,6 +77,18 @@ def register_threat_matrices(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_checks(register: Callable[[Any], None]) -> None:
+    """Register sanity checks of the evaluation.
+
+    Call ``register(CheckClass)`` with a subclass of `robustbench_lite.checks.base.Check`:
+    its ``name`` is shown in the report, its ``stage`` says whether it probes the model
+    before the attacks (and may ask for an `Adaptation` of the gradient attacks) or reads
+    the finished audit. It must be constructible with no arguments. Every registered check
+    runs in every audit (``robust audit --no-checks`` skips them all).
+    """
+
+
+@hookspec
 def register_report_sections(register: Callable[[Any], None]) -> None:
     """Register extra sections of the audit report.
 

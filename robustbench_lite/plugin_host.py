@@ -31,6 +31,7 @@ DEFAULT_PLUGINS = (
     "robustbench_lite.builtin.datasets",
     "robustbench_lite.builtin.attacks",
     "robustbench_lite.builtin.matrices",
+    "robustbench_lite.builtin.checks",
 )
 
 

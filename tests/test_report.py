@@ -39,8 +39,7 @@ def test_results_json_round_trip(result: AuditResult, tmp_path: Path) -> None:
         (a, "linf", e) for a in ("fgsm", "pgd") for e in (0.05, 0.2)}
     assert [row["eps"] for row in raw["robust_accuracy"]] == [0.05, 0.2]
     assert raw["transfer"] == []
-    assert [(c["name"], c["status"]) for c in raw["checks"]] == [
-        ("every attack ran", "pass"), ("valid adversarial examples", "pass")]
+    assert raw["checks"] == []  # run_audit runs the checks it is given: none here
     assert len(raw["examples"]) == 6
     assert raw["verdict"]["clean_accuracy"] == raw["clean_accuracy"]
     assert (tmp_path / "cells.csv").read_text().startswith("attack,params,norm,eps")

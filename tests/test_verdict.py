@@ -7,12 +7,14 @@ import re
 from typing import Any
 
 import pytest
+import torch
 from result_factory import make_cell, make_result
 
-from robustbench_lite.checks import cell_checks
+from robustbench_lite.checks.base import CheckContext
+from robustbench_lite.checks.cells import EveryCellRan, ValidExamples
 from robustbench_lite.matrix.presets import headline_indices
 from robustbench_lite.reports.render import render_html
-from robustbench_lite.results import AuditResult, SanityCheck, ThreatSummary
+from robustbench_lite.results import AuditResult, CellResult, SanityCheck, ThreatSummary
 from robustbench_lite.verdict import strongest_attack, verdict
 
 
@@ -87,6 +89,13 @@ def test_sanity_and_gates() -> None:
     result.checks.append(SanityCheck("d", "fail", "bad"))
     result.gates[0]["passed"] = True
     assert verdict(result).sanity == "fail" and verdict(result).gates == "passed"
+
+
+def cell_checks(cells: list[CellResult]) -> list[SanityCheck]:
+    context = CheckContext(model=None, data=None, attacks=[], threats=[],  # type: ignore[arg-type]
+                           probe_x=torch.zeros(1), probe_y=torch.zeros(1), seed=0,
+                           result=make_result(cells=cells))
+    return [EveryCellRan().run(context), ValidExamples().run(context)]
 
 
 def test_cell_checks_report_failures_and_invalid_examples() -> None:

@@ -42,6 +42,8 @@ class Attack(ABC):
     norms: ClassVar[frozenset[Norm]]
     kind: ClassVar[AttackKind]
     supports_targeted: ClassVar[bool] = False
+    #: True for one-step attacks (FGSM, FGM); checks expect iterative attacks to be stronger.
+    single_step: ClassVar[bool] = False
     #: True for a backend registered under a prefix (``art``): users name ``art:Class`` and
     #: the class receives ``target="Class"``.
     namespace: ClassVar[bool] = False

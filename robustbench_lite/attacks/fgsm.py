@@ -34,6 +34,7 @@ class _SingleStep(Attack):
 
     kind = AttackKind.GRADIENT
     supports_targeted = True
+    single_step = True
 
     def __init__(self) -> None:
         self._set_params()

@@ -37,6 +37,9 @@ from robustbench_lite.reports.outputs import write_outputs
 from robustbench_lite.reports.render import check_templates
 from robustbench_lite.results import AuditResult
 
+#: Exit code of ``robust audit --strict`` when a sanity check fails (3: a gate failed).
+CHECK_FAILED_EXIT_CODE = 4
+
 EPILOG = """\b
 Examples:
   robust audit                                  # built-in default model on digits
@@ -46,6 +49,7 @@ Examples:
   robust audit scripted.pt --data test.npz --threat linf:2/255,8/255 --attack pgd:steps=40
   robust audit a.pt --compare b.pt --compare c.pt --data test.npz   # transferability
   robust audit model.pt --data test.npz --fail-under 0.5            # CI gate (exit 3)
+  robust audit model.pt --data test.npz --strict    # exit 4 if a sanity check fails
   robust audit whole_model.pt --trust-model     # pickled nn.Module: runs code from the file
   robust audit --template-dir ./our-templates   # restyled report (see robust report --help)
 """
@@ -103,6 +107,10 @@ Examples:
 @click.option("--name", help="Model name shown in the report. [default: the file name]")
 @click.option("--examples", "n_examples", type=click.IntRange(min=0), default=6,
               show_default=True, help="Example images in the report (0: none).")
+@click.option("--checks/--no-checks", "run_checks", default=True, show_default=True,
+              help="Run the sanity checks (gradient masking, randomness, convergence, ...) "
+              "and their adaptive fallback attacks.")
+@click.option("--strict", is_flag=True, help="Exit with code 4 if a sanity check fails.")
 @template_dir_option
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings, errors and the output paths.")
 @explain_errors
@@ -114,7 +122,8 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
                   transfer_attack: str, fail_under: str | None, fail_under_at: tuple[str, ...],
                   seed: int, batch_size: int, shard_size: int | None, device: str,
                   out_dir: Path, use_store: bool, name: str | None, n_examples: int,
-                  template_dirs: tuple[Path, ...], quiet: bool) -> None:
+                  run_checks: bool, strict: bool, template_dirs: tuple[Path, ...],
+                  quiet: bool) -> None:
     """Audit the robustness of MODEL (a model file or a built-in model name).
 
     With no MODEL, audits the built-in default model on the embedded digits data. The
@@ -137,7 +146,7 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         compare=compare_models, transfer=transfer, transfer_attack=transfer_attack, seed=seed,
         batch_size=batch_size, device=target, fast=fast, shard_size=shard_size,
         store=out_dir / ResultStore.FILENAME if use_store else None, split=split,
-        n_samples=n_samples, examples=n_examples, show_progress=not quiet,
+        n_samples=n_samples, examples=n_examples, checks=run_checks, show_progress=not quiet,
         command=command_line(click.get_current_context()), manager=manager)
     click.echo(_first_line(job, model))
     result = run_job(job)
@@ -147,12 +156,18 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         _print_summary(result)
     click.echo(f"Report:  {paths['report'].resolve()}")
     click.echo(f"Results: {paths['results'].resolve()}")
+    for check in result.checks:
+        if check.status != "pass":
+            click.echo(f"Check {'FAILED' if check.status == 'fail' else 'warning'}: "
+                       f"{check.name}: {check.message}", err=True)
     failed = [gate for gate in result.gates if not gate["passed"]]
     for gate in result.gates:
         click.echo(f"Gate {'passed' if gate['passed'] else 'FAILED'}: {gate['message']}",
                    err=not gate["passed"])
     if failed:
         raise SystemExit(GATE_FAILED_EXIT_CODE)
+    if strict and any(check.status == "fail" for check in result.checks):
+        raise SystemExit(CHECK_FAILED_EXIT_CODE)
 
 
 def _first_line(job: AuditJob, model: str | None) -> str:

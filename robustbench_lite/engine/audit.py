@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -24,7 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from robustbench_lite.attacks.base import Attack, MinimumNormAttack
-from robustbench_lite.checks import cell_checks
+from robustbench_lite.checks.base import CellOutcome, Check, CheckContext, CheckStage
+from robustbench_lite.checks.runner import adaptive_attacks, probe_context, run_checks
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.aggregate import (
     cell_result,
@@ -51,6 +52,7 @@ from robustbench_lite.results import (
     ModelInfo,
     PerClassRow,
     RunInfo,
+    SanityCheck,
     ThreatSummary,
 )
 from robustbench_lite.threat import ThreatModel
@@ -144,12 +146,18 @@ def _cell_record(records: dict[str, UnitRecord], units: Sequence[WorkUnit]) -> U
 def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
               threats: Sequence[ThreatModel], settings: AuditSettings,
               plugins: list[dict[str, str | None]], *, store: ResultStore | None = None,
-              executor: Executor | None = None) -> AuditResult:
-    """Evaluate ``model`` on ``data`` under every attack x threat model."""
+              executor: Executor | None = None, checks: Sequence[Check] = (),
+              extend: Callable[[AuditResult], None] | None = None) -> AuditResult:
+    """Evaluate ``model`` on ``data`` under every attack x threat model. ``before`` checks
+    probe the model first (their adaptations add ``NAME+TAG`` gradient attacks); ``extend``
+    may add to the result (the transfer table); then ``after`` checks read it."""
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     correct = clean_predictions(model, data, settings.batch_size) == data.y
+    checking = probe_context(model, data, attacks, threats, correct, settings.seed)
+    findings = run_checks(checks, CheckStage.BEFORE, checking)
+    attacks = [*attacks, *adaptive_attacks(attacks, checking)]
     runner = _Runner(model, data, settings, store, executor or InProcessExecutor())
     ranges = shards(len(correct), settings.shard_size)
     cells: list[CellResult] = []
@@ -202,7 +210,7 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
                                     largest)
     if runner.reused:
         logger.info("reused %d finished unit(s) from the result store", runner.reused)
-    return AuditResult(
+    result = AuditResult(
         model=ModelInfo(model.name, model.sha256, model.load_info.format,
                         model.load_info.trusted, model.load_info.architecture,
                         model.num_classes, list(model.input_shape),
@@ -219,9 +227,23 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
         mode="fast (cascade)" if settings.fast else "full",
         per_class=per_class,
         curves=curves,
-        checks=cell_checks(cells),
         examples=_headline_examples(model, data, threats, outcomes, settings),
     )
+    if extend is not None:
+        extend(result)
+    result.checks = findings + _after_checks(checks, checking, result, outcomes)
+    return result
+
+
+def _after_checks(checks: Sequence[Check], context: CheckContext, result: AuditResult,
+                  outcomes: Sequence[Sequence[tuple[Attack, UnitRecord, np.ndarray]]]
+                  ) -> list[SanityCheck]:
+    context.result = result
+    context.outcomes = [CellOutcome(attack, threat, record.robust, attacked)
+                        for threat, cells in zip(context.threats, outcomes, strict=True)
+                        for attack, record, attacked in cells
+                        if record.error is None and record.skipped is None]
+    return run_checks(checks, CheckStage.AFTER, context)
 
 
 def _headline_examples(model: RobustModel, data: EvalData, threats: Sequence[ThreatModel],

@@ -34,11 +34,18 @@ def environment(template_dirs: Sequence[Path] = (),
     env.filters["pct"] = format_percent
     env.filters["heat"] = heat_style
     env.filters["norm"] = norm_label
+    env.filters["details"] = format_details
     return env
 
 
 def format_percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def format_details(details: dict[str, Any]) -> str:
+    """A check's numbers on one line: ``zero_share=0.5, samples=64``."""
+    return ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+                     for key, value in details.items())
 
 
 NORM_WORDS = {

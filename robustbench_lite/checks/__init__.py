@@ -1,0 +1,1 @@
+"""Sanity checks of the evaluation itself (see `robustbench_lite.checks.base`)."""

@@ -1,0 +1,116 @@
+"""Sanity checks of an audit: the `Check` plugin class, what a check sees (`CheckContext`)
+and how a check that finds gradient masking adapts the attacks (`Adaptation`).
+
+A check runs at one of two stages. ``before`` checks probe the model on a small batch of
+correctly classified samples before any attack runs; they may ask for an `Adaptation`, and
+the audit then runs every gradient attack a second time through it (as ``NAME+TAG`` cells
+that count in the worst case). ``after`` checks read the finished cells and may run small
+extra attacks on the probe batch. Each returns a `SanityCheck` (pass / warn / fail, one
+line, the numbers behind it), or None where it does not apply (say, no single-step attack
+ran).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.data.eval_data import EvalData
+from robustbench_lite.engine.execute import attack_batch, batch_seed
+from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.results import AuditResult, SanityCheck
+from robustbench_lite.threat import ThreatModel
+
+#: Samples (correctly classified ones, in data order) that checks probe and re-attack.
+PROBE_SAMPLES = 64
+
+#: ``batch_start`` of the seeds of checks' extra attacks; no audit batch starts there.
+CHECK_BATCH = -2
+
+
+class CheckStage(str, Enum):
+    BEFORE = "before"
+    AFTER = "after"
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """A change of the model as gradient attacks see it (never as the host judges success):
+    ``wrap`` turns the model function into the one the attack differentiates. ``tag`` names
+    the adapted cells (``pgd+eot``); ``reason`` says why, in one line. Adaptations wrap the
+    model in order of ``layer``, lowest (closest to the model) first."""
+
+    tag: str
+    reason: str
+    wrap: Callable[[LogitsFn], LogitsFn]
+    layer: int = 50
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """One finished cell's per-sample outcome over the evaluation data: ``robust`` (the
+    sample withstood the attack) and ``attacked`` (it was attacked: correctly classified,
+    and in cascade mode left robust by earlier attacks)."""
+
+    attack: Attack
+    threat: ThreatModel
+    robust: np.ndarray
+    attacked: np.ndarray
+
+
+@dataclass
+class CheckContext:
+    """What a check sees. ``probe_x``/``probe_y`` are up to `PROBE_SAMPLES` correctly
+    classified samples on the model's device. ``result`` and ``outcomes`` are set for
+    ``after`` checks; ``before`` checks add to ``adaptations``."""
+
+    model: RobustModel
+    data: EvalData
+    attacks: Sequence[Attack]
+    threats: Sequence[ThreatModel]
+    probe_x: torch.Tensor
+    probe_y: torch.Tensor
+    seed: int
+    result: AuditResult | None = None
+    outcomes: list[CellOutcome] = field(default_factory=list)
+    adaptations: list[Adaptation] = field(default_factory=list)
+
+    def robust_on_probe(self, attack: Attack, threat: ThreatModel) -> torch.Tensor:
+        """Attack the probe batch through the host (seeded, verified); True where the model
+        still classifies the sample correctly."""
+        outcome = attack_batch(attack, self.model, self.probe_x, self.probe_y, threat,
+                               batch_seed(self.seed, attack, threat, CHECK_BATCH))
+        return (outcome.predicted == self.probe_y).cpu()
+
+    def finished(self) -> AuditResult:
+        """The finished audit; only ``after`` checks may ask."""
+        if self.result is None:
+            raise RuntimeError("the audit has not finished: only after-stage checks see it")
+        return self.result
+
+    def gradient_attacks(self) -> list[Attack]:
+        return [attack for attack in self.attacks if attack.kind is AttackKind.GRADIENT]
+
+
+class Check(ABC):
+    """Base class of every sanity check (registered with ``register_checks``).
+
+    Subclasses set ``name`` (unique, shown in the report), ``stage`` and ``description`` (one
+    sentence: what it guards against) and implement `run`. A check must be constructible
+    with no arguments.
+    """
+
+    name: ClassVar[str]
+    stage: ClassVar[CheckStage]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def run(self, context: CheckContext) -> SanityCheck | None:
+        """The finding, or None where the check does not apply to this audit."""

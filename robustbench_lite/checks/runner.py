@@ -1,0 +1,65 @@
+"""Run the sanity checks of an audit: build what they see, run one stage, and turn the
+adaptations the probes asked for into extra attacks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+
+from robustbench_lite.attacks.base import Attack, AttackKind
+from robustbench_lite.checks.adapt import adapted
+from robustbench_lite.checks.base import PROBE_SAMPLES, Check, CheckContext, CheckStage
+from robustbench_lite.data.eval_data import EvalData
+from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.results import CHECK_STATUSES, SanityCheck
+from robustbench_lite.threat import ThreatModel
+
+logger = logging.getLogger(__name__)
+
+
+def probe_context(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
+                  threats: Sequence[ThreatModel], correct: torch.Tensor,
+                  seed: int) -> CheckContext:
+    """The context of a run's checks; its probe batch is the first `PROBE_SAMPLES`
+    correctly classified samples."""
+    chosen = torch.nonzero(correct).flatten()[:PROBE_SAMPLES]
+    return CheckContext(model=model, data=data, attacks=list(attacks), threats=list(threats),
+                        probe_x=data.x[chosen].to(model.device),
+                        probe_y=data.y[chosen].to(model.device), seed=seed)
+
+
+def run_checks(checks: Sequence[Check], stage: CheckStage,
+               context: CheckContext) -> list[SanityCheck]:
+    """The findings of the ``stage`` checks in order. A check that raises, or returns
+    something else than a `SanityCheck` with a known status, is reported as a warning naming
+    it; the audit goes on. Nothing runs without probe samples (no correct prediction)."""
+    findings: list[SanityCheck] = []
+    if not len(context.probe_x):
+        return findings
+    for check in (check for check in checks if check.stage is stage):
+        try:
+            finding = check.run(context)
+        except Exception as exc:
+            logger.warning("check %r failed: %s: %s", check.name, type(exc).__name__, exc)
+            finding = SanityCheck(check.name, "warn", f"the check itself failed: "
+                                  f"{type(exc).__name__}: {exc}", {})
+        if finding is None:
+            continue
+        if not isinstance(finding, SanityCheck) or finding.status not in CHECK_STATUSES:
+            finding = SanityCheck(check.name, "warn", f"the check returned {finding!r}, not "
+                                  "a SanityCheck with status pass, warn or fail", {})
+        logger.info("check %-28s %s: %s", finding.name, finding.status, finding.message)
+        findings.append(finding)
+    return findings
+
+
+def adaptive_attacks(attacks: Sequence[Attack], context: CheckContext) -> list[Attack]:
+    """Every gradient attack once more through all the adaptations the probes asked for."""
+    if not context.adaptations:
+        return []
+    for adaptation in context.adaptations:
+        logger.warning("adaptive attacks: %s (+%s)", adaptation.reason, adaptation.tag)
+    return [adapted(attack, context.adaptations) for attack in attacks
+            if attack.kind is AttackKind.GRADIENT]
