@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -55,7 +55,7 @@ class Recorder(Check):
     name = "recorder"
     stage = CheckStage.BEFORE
     description = "Test check."
-    seen: list[tuple[str, int, bool]] = []
+    seen: ClassVar[list[tuple[str, int, bool]]] = []
 
     def run(self, context: CheckContext) -> SanityCheck:
         self.seen.append((self.stage.value, len(context.probe_x), context.result is not None))
