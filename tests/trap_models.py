@@ -49,9 +49,10 @@ NUM_CLASSES = 10
 class QuantizedInput(nn.Module):
     """``inner(round(x * (levels - 1)) / (levels - 1))``: the input rounded to ``levels``
     evenly spaced grey levels. ``torch.round`` has a zero gradient, so the input gradient is
-    exactly zero everywhere; the digits (17 grey levels) survive 4 levels with little loss."""
+    exactly zero everywhere. The digits have 17 grey levels (``k / 16``); 16 levels move each
+    pixel by at most 1/30 and keep the default model's clean accuracy (98.2%)."""
 
-    def __init__(self, inner: nn.Module, levels: int = 4) -> None:
+    def __init__(self, inner: nn.Module, levels: int = 16) -> None:
         super().__init__()
         if levels < 2:
             raise ValueError(f"levels must be at least 2, got {levels}")
@@ -87,7 +88,7 @@ class RandomNoiseInput(nn.Module):
     clipped to [0, 1].
     """
 
-    def __init__(self, inner: nn.Module, sigma: float = 0.3, seed: int = 0) -> None:
+    def __init__(self, inner: nn.Module, sigma: float = 0.2, seed: int = 0) -> None:
         super().__init__()
         self.inner = inner
         self.sigma = sigma
@@ -142,6 +143,9 @@ class JpegLike(nn.Module):
     every 8x8 block (matrix products with `dct_matrix`), coefficients rounded to multiples of
     the `jpeg_table` for ``quality`` (``torch.round``: zero gradient), inverse DCT, shift
     back, clamp to [0, 1]. Height and width must be multiples of 8."""
+
+    dct: torch.Tensor
+    table: torch.Tensor
 
     def __init__(self, inner: nn.Module, quality: int = 50) -> None:
         super().__init__()
@@ -231,8 +235,8 @@ def _pgd_linf(module: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, s
     return x_adv.detach()
 
 
-def train_pgd_model(seed: int = 0, *, epochs: int = 12, eps: float = 0.1, steps: int = 5,
-                    batch_size: int = 64, learning_rate: float = 2e-3) -> nn.Module:
+def train_pgd_model(seed: int = 0, *, epochs: int = 15, eps: float = 0.1, steps: int = 5,
+                    batch_size: int = 64, learning_rate: float = 3e-3) -> nn.Module:
     """A `DigitsCNN` adversarially trained (Madry et al.) on the digits train split: each
     batch is replaced by its Linf PGD examples (``eps``, ``steps`` steps of
     ``2.5 * eps / steps``, random start), AdamW with a cosine schedule. Deterministic for a

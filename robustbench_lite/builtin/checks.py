@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from robustbench_lite.checks.cells import EveryCellRan, ValidExamples
+from robustbench_lite.checks.evaluation import EVALUATION_CHECKS
 from robustbench_lite.checks.probes import PROBE_CHECKS
 from robustbench_lite.hookspecs import hookimpl
 
@@ -14,6 +15,8 @@ from robustbench_lite.hookspecs import hookimpl
 @hookimpl
 def register_checks(register: Callable[[Any], None]) -> None:
     for check in PROBE_CHECKS:
+        register(check)
+    for check in EVALUATION_CHECKS:
         register(check)
     register(EveryCellRan)
     register(ValidExamples)

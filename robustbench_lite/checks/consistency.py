@@ -21,11 +21,16 @@ from robustbench_lite.checks.base import CellOutcome, Check, CheckContext, Check
 from robustbench_lite.results import SanityCheck, threat_label
 from robustbench_lite.threat import ThreatModel
 
-#: Robust share by which the best iterative attack may trail the best single-step one.
+#: Share of the samples attacked by which the strongest single-step attack may beat the
+#: strongest iterative one (in full mode: their difference in accuracy). On the default model
+#: the closest call is Linf 0.05, where PGD beats FGSM by one sample of 442.
 SINGLE_STEP_MARGIN = 0.02
 #: Share of samples a non-gradient attack may break where every gradient attack failed, and
-#: accuracy a transfer attack may be below the white-box attacks.
-BLACK_BOX_MARGIN = 0.01
+#: accuracy a transfer attack may be below the white-box attacks. On the default model
+#: Square breaks one sample of 442 (0.2%) that every gradient attack misses, at Linf 0.1; on
+#: a PGD-trained digits CNN facing only FGSM and 10-step PGD, 2 of 146 (1.4%). Gradient
+#: masking shows as 25 points or more (Square against a quantising or JPEG-like input).
+BLACK_BOX_MARGIN = 0.03
 #: Float slack of accuracy comparisons (accuracies are exact fractions).
 FLOAT_TOLERANCE = 1e-9
 
@@ -35,18 +40,17 @@ _NON_GRADIENT = (AttackKind.SCORE, AttackKind.DECISION, AttackKind.BASELINE)
 _Point = tuple[float, float]
 
 
-def robust_rate(outcome: CellOutcome, mask: np.ndarray | None = None) -> float | None:
-    """Share of the samples attacked (and in ``mask``) that stayed robust; None if none."""
-    chosen = outcome.attacked if mask is None else outcome.attacked & mask
-    n = int(chosen.sum())
-    return int(outcome.robust[chosen].sum()) / n if n else None
+def broken(outcome: CellOutcome) -> int:
+    """Samples the attack broke."""
+    return int((outcome.attacked & ~outcome.robust).sum())
 
 
 def strongest(outcomes: Iterable[CellOutcome]) -> CellOutcome | None:
-    """The outcome with the lowest robust rate among the samples it attacked."""
-    rated = [(rate, index, outcome) for index, outcome in enumerate(outcomes)
-             if (rate := robust_rate(outcome)) is not None]
-    return min(rated, key=lambda item: item[:2])[2] if rated else None
+    """The outcome that broke the most samples (the first of equals; None if none attacked
+    any). In full mode every attack runs on the same samples, so this is the cell of lowest
+    accuracy; in cascade mode it is also the attack that contributed most."""
+    ran = [outcome for outcome in outcomes if outcome.attacked.any()]
+    return max(ran, key=broken) if ran else None
 
 
 def by_threat(outcomes: Iterable[CellOutcome]) -> dict[ThreatModel, list[CellOutcome]]:
@@ -71,7 +75,7 @@ class MonotoneCheck(Check):
     """Every eps-ball contains the smaller ones, so accuracy cannot grow with eps beyond
     noise; in cascade mode only the worst case is comparable across eps."""
 
-    name = "monotone-in-eps"
+    name = "monotone in eps"
     stage = CheckStage.AFTER
     description = "Accuracy is non-increasing in eps, per attack and in the worst case."
 
@@ -128,47 +132,51 @@ def _rises(points: Sequence[_Point]) -> Iterator[tuple[_Point, _Point]]:
 
 class IterativeCheck(Check):
     """A single-step attack is one step of an iterative one: an iterative attack that breaks
-    fewer samples signals gradient masking or a broken iterative attack."""
+    fewer samples signals gradient masking or a broken iterative attack.
 
-    name = "iterative-beats-single-step"
+    Per threat model, the strongest single-step and iterative gradient attacks are compared
+    by the samples each broke that the other attacked and left robust, over the samples either
+    attacked. In full mode that is the difference of their accuracies; in cascade mode it
+    counts what the later attack broke on the earlier one's leftovers."""
+
+    name = "iterative beats single-step"
     stage = CheckStage.AFTER
     description = "PGD-like attacks are at least as strong as single-step ones (FGSM)."
 
     def run(self, context: CheckContext) -> SanityCheck | None:
-        compared: list[tuple[float, float, float, int, CellOutcome, CellOutcome]] = []
-        for outcomes in by_threat(context.outcomes).values():
+        findings: list[tuple[float, str, dict[str, Any]]] = []
+        for threat, outcomes in by_threat(context.outcomes).items():
             iterative = strongest(o for o in outcomes if is_iterative(o.attack))
             single = strongest(o for o in outcomes
                                if o.attack.kind is AttackKind.GRADIENT and o.attack.single_step)
             if iterative is None or single is None:
                 continue
-            both = iterative.attacked & single.attacked
-            iterative_rate, single_rate = robust_rate(iterative, both), robust_rate(single, both)
-            if iterative_rate is None or single_rate is None:
-                continue
-            n = int(both.sum())
+            n = int((iterative.attacked | single.attacked).sum())
+            single_wins, iterative_wins = _wins(single, iterative), _wins(iterative, single)
             margin = max(SINGLE_STEP_MARGIN, 1 / n) + FLOAT_TOLERANCE
-            compared.append((iterative_rate - single_rate - margin, iterative_rate, single_rate,
-                             n, iterative, single))
-        if not compared:
+            names = (single.attack.name, iterative.attack.name)
+            findings.append(((single_wins - iterative_wins) / n - margin,
+                             f"at {threat_name(threat)} {names[0]} broke {single_wins} of {n} "
+                             f"samples that the strongest iterative attack ({names[1]}) left "
+                             f"robust, {names[1]} {iterative_wins} that {names[0]} left robust",
+                             {"threat": threat_name(threat), "single_step": names[0],
+                              "iterative": names[1], "single_step_wins": single_wins,
+                              "iterative_wins": iterative_wins, "samples": n}))
+        if not findings:
             return None
-        excess, iterative_rate, single_rate, n, iterative, single = max(
-            compared, key=lambda item: item[0])
-        details: dict[str, Any] = {
-            "threat_models": len(compared), "threat": threat_name(iterative.threat),
-            "iterative": iterative.attack.name, "single_step": single.attack.name,
-            "iterative_robust": iterative_rate, "single_step_robust": single_rate, "samples": n}
+        excess, message, details = max(findings, key=lambda finding: finding[0])
+        details["threat_models"] = len(findings)
         if excess > 0:
-            return SanityCheck(self.name, "fail", f"at {threat_name(iterative.threat)} "
-                               f"{single.attack.name} leaves {single_rate:.1%} of {n} samples "
-                               f"robust, the strongest iterative attack ({iterative.attack.name}) "
-                               f"{iterative_rate:.1%}: gradient masking or a broken iterative "
-                               "attack", details)
-        return SanityCheck(self.name, "pass", f"the strongest iterative attack is at least as "
-                           f"strong as single-step ones at all {len(compared)} threat models "
-                           f"(closest: {iterative.attack.name} {iterative_rate:.1%} vs "
-                           f"{single.attack.name} {single_rate:.1%} at "
-                           f"{threat_name(iterative.threat)})", details)
+            return SanityCheck(self.name, "fail", f"{message}: gradient masking or a broken "
+                               "iterative attack", details)
+        return SanityCheck(self.name, "pass", f"iterative attacks are at least as strong as "
+                           f"single-step ones at all {len(findings)} threat models (closest: "
+                           f"{message})", details)
+
+
+def _wins(winner: CellOutcome, loser: CellOutcome) -> int:
+    """Samples ``winner`` broke that ``loser`` attacked and left robust."""
+    return int((winner.attacked & ~winner.robust & loser.attacked & loser.robust).sum())
 
 
 class WhiteBoxCheck(Check):
@@ -176,7 +184,7 @@ class WhiteBoxCheck(Check):
     noise or transfer attack breaks but every white-box attack misses signal gradient
     masking."""
 
-    name = "white-box-beats-black-box"
+    name = "white box beats black box"
     stage = CheckStage.AFTER
     description = ("No black-box, transfer or noise attack succeeds where every white-box "
                    "attack failed.")
@@ -185,7 +193,7 @@ class WhiteBoxCheck(Check):
         findings = self._black_box(context.outcomes) + self._transfer(context)
         if not findings:
             return None
-        excess, message, details = max(findings, key=lambda item: item[0])
+        excess, message, details = max(findings, key=lambda finding: finding[0])
         details["comparisons"] = len(findings)
         if excess > 0:
             return SanityCheck(self.name, "fail", f"{message}: gradient masking", details)
@@ -195,25 +203,27 @@ class WhiteBoxCheck(Check):
     @staticmethod
     def _black_box(outcomes: Sequence[CellOutcome]) -> list[tuple[float, str, dict[str, Any]]]:
         """Per threat model and non-gradient attack: samples it broke that every gradient
-        attack left robust, among those all of them attacked."""
+        attack attacked and left robust, as a share of the samples the gradient attacks
+        attacked (all correctly classified ones in full mode; in cascade mode the
+        non-gradient attack may have seen only the leftovers)."""
         findings = []
         for threat, cells in by_threat(outcomes).items():
             gradient = [o for o in cells if o.attack.kind is AttackKind.GRADIENT]
             if not gradient:
                 continue
-            attacked = np.logical_and.reduce([o.attacked for o in gradient])
-            survived = np.logical_and.reduce([o.robust | ~o.attacked for o in gradient])
+            covered = np.logical_or.reduce([o.attacked for o in gradient])
+            n = int(covered.sum())
+            if not n:
+                continue
+            survived = covered & np.logical_and.reduce([o.robust | ~o.attacked
+                                                        for o in gradient])
             for other in (o for o in cells if o.attack.kind in _NON_GRADIENT):
-                common = attacked & other.attacked
-                n = int(common.sum())
-                if not n:
-                    continue
-                only = int((common & survived & ~other.robust).sum())
+                only = int((survived & other.attacked & ~other.robust).sum())
                 share = only / n
                 findings.append((share - max(BLACK_BOX_MARGIN, 1 / n) - FLOAT_TOLERANCE,
-                                 f"{other.attack.name} broke {only} samples ({share:.1%} of "
-                                 f"{n}) at {threat_name(threat)} that every gradient attack "
-                                 "left robust",
+                                 f"{other.attack.name} broke {only} sample"
+                                 f"{'' if only == 1 else 's'} ({share:.1%} of {n}) at "
+                                 f"{threat_name(threat)} that every gradient attack left robust",
                                  {"attack": other.attack.name, "threat": threat_name(threat),
                                   "broken_only_by_it": only, "samples": n, "share": share}))
         return findings

@@ -20,8 +20,8 @@ from robustbench_lite.checks.consistency import (
     IterativeCheck,
     MonotoneCheck,
     WhiteBoxCheck,
+    broken,
     is_iterative,
-    robust_rate,
     strongest,
     threat_name,
 )
@@ -30,9 +30,11 @@ from robustbench_lite.results import SanityCheck
 from robustbench_lite.threat import Norm, ThreatModel, norm_label
 
 #: Accuracy a doubled attack may lose on the probe batch before the original counts as not
-#: converged (about 3 of 64 probe samples: more than restart noise of a converged attack).
+#: converged (3 of 64 probe samples). On the default model at Linf 0.1, PGD with 10, 50 x 2
+#: and 100 x 4 steps x restarts and APGD-T with 100 and 200 x 2 all leave 62.5-65.6%.
 CONVERGENCE_MARGIN = 0.05
-#: Accuracy above chance (1 / classes) tolerated at the box diameter.
+#: Accuracy above chance (1 / classes) tolerated at the box diameter (the default model
+#: ends at 0%; a zero-gradient model stays at its clean accuracy).
 CHANCE_MARGIN = 0.05
 #: Gradient steps of the PGD run at the box diameter.
 LARGE_EPS_STEPS = 20
@@ -46,7 +48,7 @@ class EpsZeroCheck(Check):
     """At eps = 0 an attack can only return the clean images: any changed prediction means
     the model is not deterministic or the attack leaves its threat model."""
 
-    name = "eps-zero"
+    name = "eps = 0"
     stage = CheckStage.AFTER
     description = "An attack at eps = 0 reproduces the clean predictions."
 
@@ -75,21 +77,20 @@ class EpsZeroCheck(Check):
 
     @staticmethod
     def _strongest_gradient(context: CheckContext, norm: Norm) -> Attack | None:
-        """The gradient attack with the lowest mean robust rate over the finished cells of
+        """The gradient attack that broke the most samples over the finished cells of
         ``norm``; else the first gradient attack of the audit that supports ``norm``."""
         clean = ThreatModel(norm, 0.0)
-        rates: dict[tuple[str, str], list[float]] = {}
+        counts: dict[tuple[str, str], int] = {}
         attacks: dict[tuple[str, str], Attack] = {}
         for outcome in context.outcomes:
             attack = outcome.attack
-            rate = robust_rate(outcome)
             if attack.kind is AttackKind.GRADIENT and outcome.threat.norm is norm \
-                    and rate is not None and attack.supports(clean):
+                    and outcome.attacked.any() and attack.supports(clean):
                 key = (attack.name, repr(attack))
-                rates.setdefault(key, []).append(rate)
+                counts[key] = counts.get(key, 0) + broken(outcome)
                 attacks.setdefault(key, attack)
-        if rates:
-            return attacks[min(rates, key=lambda key: sum(rates[key]) / len(rates[key]))]
+        if counts:
+            return attacks[max(counts, key=lambda key: counts[key])]
         return next((a for a in context.gradient_attacks() if a.supports(clean)), None)
 
 
@@ -107,7 +108,7 @@ class LargeEpsCheck(Check):
     clean image, through any adaptation of the audit) must bring accuracy down to chance. No
     random start: at this eps it is a random image and would hide a useless gradient."""
 
-    name = "large-eps"
+    name = "large eps"
     stage = CheckStage.AFTER
     description = "At an eps spanning the whole pixel box, accuracy falls to chance."
 
