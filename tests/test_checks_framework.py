@@ -28,6 +28,7 @@ from robustbench_lite.checks.adapt import (
     straight_through,
 )
 from robustbench_lite.checks.base import Adaptation, Check, CheckContext, CheckStage
+from robustbench_lite.checks.probes import ForwardGradientsCheck
 from robustbench_lite.cli import cli
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.models.robust_model import RobustModel
@@ -221,3 +222,30 @@ def test_strict_exit_code_and_messages(tmp_path: Path, quantized: RobustModel,
     assert {cell["attack"] for cell in results["cells"]} == {"pgd", "pgd+bpda"}
     html = (tmp_path / "b" / "report.html").read_text()
     assert "pgd+bpda" in html and "status-fail" in html
+
+
+def test_test_time_optimisation_is_flagged(default_model: RobustModel,
+                                           tiny_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    class Refining(torch.nn.Module):
+        """Takes one gradient step on its input's entropy before classifying."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with torch.enable_grad():
+                z = x.detach().requires_grad_(True)
+                entropy = -(self.inner(z).softmax(1) * self.inner(z).log_softmax(1)).sum()
+                (grad,) = torch.autograd.grad(entropy, z)
+            return self.inner((x - 0.01 * grad.sign()).clamp(0, 1))
+
+    x, y = tiny_batch
+    refining = dataclasses.replace(default_model, module=Refining(default_model.module))
+    for model, status in ((default_model, "pass"), (refining, "warn")):
+        context = CheckContext(model=model, data=None, attacks=[], threats=[],  # type: ignore[arg-type]
+                               probe_x=x, probe_y=y, seed=0)
+        finding = ForwardGradientsCheck().run(context)
+        assert finding.status == status, finding
+    assert finding.details == {"gradient_calls": 1}
+    assert torch.autograd.grad.__name__ == "grad"  # restored after the probe

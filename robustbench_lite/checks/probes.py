@@ -199,7 +199,7 @@ def _counting_gradient_calls() -> Iterator[list[str]]:
         torch.autograd.grad, torch.autograd.backward = originals
 
 
-class TestTimeOptimisationCheck(Check):
+class ForwardGradientsCheck(Check):
     """Test-time optimisation suspected: the model computes gradients during its forward
     pass, which plain gradient attacks do not differentiate through."""
 
@@ -222,4 +222,4 @@ class TestTimeOptimisationCheck(Check):
 
 PROBE_CHECKS: tuple[type[Check], ...] = (
     GradientCheck, RandomnessCheck, ProbabilitiesCheck, StepFunctionCheck,
-    TestTimeOptimisationCheck)
+    ForwardGradientsCheck)
