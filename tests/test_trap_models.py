@@ -24,13 +24,10 @@ inner model's level.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional
-from torch.overrides import TorchFunctionMode
 from trap_models import (
     HugeTemperature,
     JpegLike,
@@ -45,6 +42,8 @@ from trap_models import (
 )
 
 from robustbench_lite.attacks import APGDCE, APGDDLR, FGSM, PGD, SquareAttack
+from robustbench_lite.checks.adapt import expectation, rescaled, straight_through
+from robustbench_lite.checks.probes import input_gradients, masked_share
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.audit import AuditSettings, run_audit
 from robustbench_lite.models.robust_model import RobustModel
@@ -109,38 +108,7 @@ def pgd_accuracy(model: RobustModel, data: EvalData,
 def zero_gradient_share(model: RobustModel, x: torch.Tensor, y: torch.Tensor) -> float:
     """Share of samples whose input gradient of the cross-entropy is exactly 0."""
     reseed(model)
-    x = x.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(functional.cross_entropy(model(x), y, reduction="sum"), x)
-    return float((grad.flatten(1).abs().amax(dim=1) == 0).float().mean())
-
-
-class StraightThrough(TorchFunctionMode):
-    """BPDA: ``torch.round`` forwards as itself and back-propagates as the identity."""
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
-        result = func(*args, **(kwargs or {}))
-        if func in (torch.round, torch.Tensor.round):
-            return args[0] + (result - args[0]).detach()
-        return result
-
-
-def straight_through(model: ModelFn) -> ModelFn:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        with StraightThrough():
-            return model(x)
-    return run
-
-
-def expectation(model: ModelFn, draws: int = 16) -> ModelFn:
-    return lambda x: torch.stack([model(x) for _ in range(draws)]).mean(dim=0)
-
-
-def rescaled(model: ModelFn) -> ModelFn:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        logits = model(x)
-        return 10 * logits / logits.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-    return run
+    return masked_share(input_gradients(model, x, y))[0]
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +214,7 @@ def test_random_noise_fools_pgd_only_a_little(
     assert zero_gradient_share(trap, *probes) == 0.0  # noisy, never zero
     # single-sample gradients are noisy: 77% against 65%, but not a wall; EOT: 60%
     assert pgd_accuracy(trap, hundred) >= default_pgd + 0.05
-    assert pgd_accuracy(trap, hundred, expectation) <= default_pgd + 0.05
+    assert pgd_accuracy(trap, hundred, expectation(16)) <= default_pgd + 0.05
 
 
 def test_probability_output_does_not_fool_pgd(
