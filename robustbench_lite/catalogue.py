@@ -1,5 +1,5 @@
-"""The catalogue: every architecture, adapter, dataset, attack, threat matrix, check and
-report section the plugins registered.
+"""The catalogue: every architecture, adapter, dataset, attack, threat matrix, check,
+defense and report section the plugins registered.
 
 Built by calling each catalogue hook implementation with a ``register`` callback that checks
 the type and the uniqueness of names, and names the offending plugin in its errors.
@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from robustbench_lite.attacks.base import Attack
 from robustbench_lite.checks.base import Check
 from robustbench_lite.data.source import DatasetSource
+from robustbench_lite.defenses.base import Defense
 from robustbench_lite.errors import (
     PluginError,
     UnknownAdapterError,
@@ -21,6 +22,7 @@ from robustbench_lite.errors import (
     UnknownAttackError,
     UnknownCheckError,
     UnknownDatasetError,
+    UnknownDefenseError,
     UnknownMatrixError,
     UnknownNameError,
     UnknownReportSectionError,
@@ -93,11 +95,12 @@ class Catalogue:
     matrices: Registry[MatrixPreset]
     report_sections: Registry[ReportSection]
     checks: Registry[type[Check]]
+    defenses: Registry[type[Defense]]
     builtin_plugins: frozenset[str] = frozenset()
 
     def registries(self) -> list[Registry[Any]]:
         return [self.architectures, self.adapters, self.datasets, self.attacks, self.matrices,
-                self.checks, self.report_sections]
+                self.checks, self.defenses, self.report_sections]
 
     def adapters_in_detection_order(self) -> list[type[ModelAdapter]]:
         """Third-party adapters first (so a plugin can take over a format), built-ins last."""
@@ -124,6 +127,8 @@ def build_catalogue(manager: PluginManager) -> Catalogue:
                           plural="threat matrices"),
         checks=Registry("check", "register_checks", UnknownCheckError, _subclass_of(Check),
                         "a Check subclass"),
+        defenses=Registry("defense", "register_defenses", UnknownDefenseError,
+                          _subclass_of(Defense), "a Defense subclass"),
         report_sections=Registry("report section", "register_report_sections",
                                  UnknownReportSectionError,
                                  lambda obj: isinstance(obj, ReportSection), "a ReportSection"),

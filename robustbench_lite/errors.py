@@ -64,6 +64,14 @@ class PluginError(RobustbenchError):
     """A plugin failed to load or registered something invalid; the message names it."""
 
 
+class DefenseError(RobustbenchError):
+    """A defense or a combination of defenses cannot be used as given."""
+
+
+class UnknownDefenseError(UnknownNameError):
+    kind = "defense"
+
+
 class ModelLoadError(RobustbenchError):
     """A model file is missing, corrupt, not a model, or does not match its architecture."""
 

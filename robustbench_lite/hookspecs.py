@@ -77,6 +77,17 @@ def register_threat_matrices(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_defenses(register: Callable[[Any], None]) -> None:
+    """Register defenses for ``robust harden``.
+
+    Call ``register(DefenseClass)`` with a subclass of
+    `robustbench_lite.defenses.base.Defense`. Its ``name`` is what users pass to
+    ``--defense``; it must be constructible with no arguments (parameters are keyword-only
+    with defaults, set as ``--defense NAME:key=value``).
+    """
+
+
+@hookspec
 def register_checks(register: Callable[[Any], None]) -> None:
     """Register sanity checks of the evaluation.
 

@@ -32,6 +32,7 @@ DEFAULT_PLUGINS = (
     "robustbench_lite.builtin.attacks",
     "robustbench_lite.builtin.matrices",
     "robustbench_lite.builtin.checks",
+    "robustbench_lite.builtin.defenses",
 )
 
 

@@ -8,6 +8,7 @@ import click
 
 from robustbench_lite import __version__
 from robustbench_lite.cli.audit import audit_command
+from robustbench_lite.cli.harden import harden_command
 from robustbench_lite.cli.matrix import matrix_group
 from robustbench_lite.cli.plugins import plugins_command
 from robustbench_lite.cli.report import diff_command, report_command
@@ -30,6 +31,7 @@ def cli() -> None:
 
 
 cli.add_command(audit_command)
+cli.add_command(harden_command)
 cli.add_command(matrix_group)
 cli.add_command(plugins_command)
 cli.add_command(report_command)

@@ -58,6 +58,11 @@ class EvalData:
         digest.update(self.y.contiguous().numpy().tobytes())
         return digest.hexdigest()
 
+    def take(self, indices: torch.Tensor, name: str) -> EvalData:
+        """The samples at ``indices``, as data called ``name``."""
+        return EvalData(self.x[indices], self.y[indices], self.class_names, name, self.family,
+                        self.source)
+
     def subset(self, limit: int | None) -> EvalData:
         """The first ``limit`` samples (all of them when ``limit`` is None)."""
         if limit is None or limit >= len(self.x):

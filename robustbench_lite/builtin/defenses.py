@@ -1,0 +1,20 @@
+"""Built-in defenses, registered through the same hook as any plugin's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from robustbench_lite.defenses.adversarial import ADVERSARIAL_DEFENSES
+from robustbench_lite.defenses.smoothing import LabelSmoothing
+from robustbench_lite.defenses.spectral import SpectralNormalization
+from robustbench_lite.hookspecs import hookimpl
+
+
+@hookimpl
+def register_defenses(register: Callable[[Any], None]) -> None:
+    for defense in ADVERSARIAL_DEFENSES:
+        register(defense)
+    register(LabelSmoothing)
+    register(SpectralNormalization)
+
