@@ -24,6 +24,7 @@ from robustbench_lite.checks.base import Check
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import DEFAULT_DATASET, load_dataset
 from robustbench_lite.engine.audit import AuditSettings, run_audit
+from robustbench_lite.engine.certificate import certificate
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.engine.surrogate import train_surrogate
 from robustbench_lite.engine.transfer import transfer_table
@@ -35,7 +36,7 @@ from robustbench_lite.models.loading import check_model_on_data, load_model
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.plugin_host import PluginManager, default_plugin_manager
 from robustbench_lite.results import AuditResult
-from robustbench_lite.threat import ThreatModel, parse_threat_spec
+from robustbench_lite.threat import Norm, ThreatModel, parse_threat_spec
 
 logger = logging.getLogger(__name__)
 
@@ -187,13 +188,16 @@ def run_job(job: AuditJob) -> AuditResult:
     try:
         return run_audit(job.model, job.data, job.attacks, job.matrix.threats, job.settings,
                          job.plugins, store=result_store, checks=job.checks,
-                         extend=lambda result: _add_transfer(job, result))
+                         extend=lambda result: _extend(job, result))
     finally:
         if result_store is not None:
             result_store.close()
 
 
-def _add_transfer(job: AuditJob, result: AuditResult) -> None:
+def _extend(job: AuditJob, result: AuditResult) -> None:
+    """The parts beyond the attack grid: the Lipschitz certificate, the transfer table."""
+    result.certificate = certificate(job.model, job.data, [
+        threat.eps for threat in job.matrix.threats if threat.norm is Norm.L2])
     if not job.transfer:
         return
     models = [job.model, *job.compare]

@@ -169,6 +169,7 @@ class AuditResult:
     checks: list[SanityCheck] = field(default_factory=list)
     gates: list[dict[str, Any]] = field(default_factory=list)
     examples: list[AdversarialExample] = field(default_factory=list)
+    certificate: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``results.json`` object; ``verdict`` is derived (`robustbench_lite.verdict`)
@@ -195,6 +196,7 @@ class AuditResult:
             checks=[SanityCheck(**row) for row in raw.get("checks", [])],
             gates=list(raw.get("gates", [])),
             examples=[AdversarialExample(**row) for row in raw.get("examples", [])],
+            certificate=dict(raw.get("certificate", {})),
         )
 
     def cells_frame(self) -> pd.DataFrame:

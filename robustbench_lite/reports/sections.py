@@ -18,7 +18,8 @@ from robustbench_lite.results import AuditResult
 
 #: Ids of the built-in sections of ``report.html``, in page order.
 BUILTIN_SECTIONS = (
-    "verdict", "threat-models", "adversarial-accuracy", "curves", "cells", "transferability",
+    "verdict", "threat-models", "adversarial-accuracy", "curves", "certified", "cells",
+    "transferability",
     "examples", "per-class", "sanity-checks", "cost", "reproducibility",
 )
 
