@@ -327,12 +327,12 @@ def test_spectral_normalization_wraps_every_conv_and_linear() -> None:
                        "classifier.3"]
     network.train()
     with torch.no_grad():
-        for _ in range(20):  # power iterations converge during training forwards
+        for _ in range(200):  # power iterations converge during training forwards
             network(torch.rand(8, *DIGITS))
     network.eval()
     for name in ("classifier.1", "classifier.3"):
         weight = network.get_submodule(name).weight.detach()
-        assert float(torch.linalg.matrix_norm(weight, ord=2)) == pytest.approx(1, abs=1e-3)
+        assert float(torch.linalg.matrix_norm(weight, ord=2)) == pytest.approx(1, abs=5e-3)
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True])

@@ -28,11 +28,17 @@ def certificate(model: RobustModel, data: EvalData, l2_eps: Sequence[float]) -> 
     """``{"available": True, "lipschitz", "certified": [{"eps", "accuracy"}], ...}`` at the
     audit's L2 eps and `FRACTIONS` of the standard one, or ``{"available": False,
     "reason"}``."""
+    if isinstance(model.module, torch.jit.ScriptModule):
+        return {"available": False, "reason": "the model is TorchScript: the bound needs its "
+                "layers as Python modules (load a state_dict or safetensors with --arch)"}
     try:
         bound = lipschitz_bound(model.module, model.input_shape)
     except DefenseError as exc:
         logger.info("no Lipschitz certificate: %s", exc)
         return {"available": False, "reason": str(exc)}
+    except Exception as exc:  # a certificate never fails the audit
+        logger.warning("no Lipschitz certificate: %s: %s", type(exc).__name__, exc)
+        return {"available": False, "reason": f"the bound failed: {type(exc).__name__}: {exc}"}
     standard = standard_eps(data.family)[Norm.L2]
     eps_values = sorted({*l2_eps, *(round(standard * f, 10) for f in FRACTIONS)})
     radii = certified_radii(model.module, data.x.to(model.device), data.y.to(model.device),
