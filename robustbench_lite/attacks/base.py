@@ -11,10 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
+from robustbench_lite.params import Parametrised
 from robustbench_lite.threat import Norm, ThreatModel
 
 #: What an attack may call: images in [0, 1] to logits.
@@ -29,7 +30,7 @@ class AttackKind(str, Enum):
     BASELINE = "baseline"
 
 
-class Attack(ABC):
+class Attack(Parametrised, ABC):
     """Base class of every attack.
 
     Subclasses set ``name``, ``norms``, ``kind`` (and ``supports_targeted``), take their
@@ -47,16 +48,6 @@ class Attack(ABC):
     #: True for a backend registered under a prefix (``art``): users name ``art:Class`` and
     #: the class receives ``target="Class"``.
     namespace: ClassVar[bool] = False
-
-    _params: dict[str, Any]
-
-    def _set_params(self, **params: Any) -> None:
-        self._params = dict(params)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Hyperparameters, as given to ``__init__`` (defaults included)."""
-        return dict(getattr(self, "_params", {}))
 
     def supports(self, threat: ThreatModel) -> bool:
         return threat.norm in self.norms and (self.supports_targeted or not threat.targeted)

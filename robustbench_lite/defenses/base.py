@@ -22,13 +22,14 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional
 
 from robustbench_lite.errors import DefenseError
+from robustbench_lite.params import Parametrised
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -47,7 +48,7 @@ class TrainingStep:
     generator: torch.Generator
 
 
-class Defense(ABC):
+class Defense(Parametrised, ABC):
     """Base class of every defense (registered with ``register_defenses``).
 
     Subclasses set ``name`` (what users pass to ``--defense``), take their parameters as
@@ -56,15 +57,6 @@ class Defense(ABC):
     """
 
     name: ClassVar[str]
-    _params: dict[str, Any]
-
-    def _set_params(self, **params: Any) -> None:
-        self._params = dict(params)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(getattr(self, "_params", {}))
-
     @property
     def transforms_model(self) -> bool:
         return type(self).transform_model is not Defense.transform_model
