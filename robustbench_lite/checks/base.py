@@ -13,7 +13,7 @@ ran).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
@@ -63,6 +63,19 @@ class CellOutcome:
     threat: ThreatModel
     robust: np.ndarray
     attacked: np.ndarray
+
+
+def broken(outcome: CellOutcome) -> int:
+    """Samples the attack broke."""
+    return int((outcome.attacked & ~outcome.robust).sum())
+
+
+def strongest(outcomes: Iterable[CellOutcome]) -> CellOutcome | None:
+    """The outcome that broke the most samples (the first of equals; None if none attacked
+    any). In full mode every attack runs on the same samples, so this is the cell of lowest
+    accuracy; in cascade mode it is also the attack that contributed most."""
+    ran = [outcome for outcome in outcomes if outcome.attacked.any()]
+    return max(ran, key=broken) if ran else None
 
 
 @dataclass

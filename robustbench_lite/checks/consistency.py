@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from robustbench_lite.attacks.base import Attack, AttackKind
-from robustbench_lite.checks.base import CellOutcome, Check, CheckContext, CheckStage
+from robustbench_lite.checks.base import (
+    CellOutcome,
+    Check,
+    CheckContext,
+    CheckStage,
+    strongest,
+)
 from robustbench_lite.results import SanityCheck, threat_label
 from robustbench_lite.threat import ThreatModel
 
@@ -38,19 +44,6 @@ _NON_GRADIENT = (AttackKind.SCORE, AttackKind.DECISION, AttackKind.BASELINE)
 
 #: (eps, accuracy)
 _Point = tuple[float, float]
-
-
-def broken(outcome: CellOutcome) -> int:
-    """Samples the attack broke."""
-    return int((outcome.attacked & ~outcome.robust).sum())
-
-
-def strongest(outcomes: Iterable[CellOutcome]) -> CellOutcome | None:
-    """The outcome that broke the most samples (the first of equals; None if none attacked
-    any). In full mode every attack runs on the same samples, so this is the cell of lowest
-    accuracy; in cascade mode it is also the attack that contributed most."""
-    ran = [outcome for outcome in outcomes if outcome.attacked.any()]
-    return max(ran, key=broken) if ran else None
 
 
 def by_threat(outcomes: Iterable[CellOutcome]) -> dict[ThreatModel, list[CellOutcome]]:

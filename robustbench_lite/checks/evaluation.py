@@ -14,15 +14,13 @@ from typing import Any
 from robustbench_lite.attacks.base import Attack, AttackKind
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.checks.adapt import AdaptedAttack, adapted
-from robustbench_lite.checks.base import Check, CheckContext, CheckStage
+from robustbench_lite.checks.base import Check, CheckContext, CheckStage, broken, strongest
 from robustbench_lite.checks.consistency import (
     FLOAT_TOLERANCE,
     IterativeCheck,
     MonotoneCheck,
     WhiteBoxCheck,
-    broken,
     is_iterative,
-    strongest,
     threat_name,
 )
 from robustbench_lite.matrix.presets import headline_indices

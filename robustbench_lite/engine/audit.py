@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from robustbench_lite.attacks.base import Attack, MinimumNormAttack
-from robustbench_lite.checks.base import CellOutcome, Check, CheckContext, CheckStage
+from robustbench_lite.checks.base import CellOutcome, Check, CheckStage, strongest
 from robustbench_lite.checks.runner import adaptive_attacks, probe_context, run_checks
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.aggregate import (
@@ -52,7 +52,6 @@ from robustbench_lite.results import (
     ModelInfo,
     PerClassRow,
     RunInfo,
-    SanityCheck,
     ThreatSummary,
 )
 from robustbench_lite.threat import ThreatModel
@@ -165,7 +164,7 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
     per_class: list[PerClassRow] = []
     correct_np = correct.numpy()
     labels = data.y.numpy()
-    outcomes: list[list[tuple[Attack, UnitRecord, np.ndarray]]] = []
+    outcomes: list[CellOutcome] = []  # the finished cells, per sample
     grid = [] if settings.fast else _grid_units(runner, attacks, threats, correct)
     total = len(grid) or len(threats) * len(attacks) * len(ranges)
     with tqdm(total=total, desc="cells", unit="unit", disable=not settings.show_progress) as bar:
@@ -174,7 +173,6 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
             worst = correct_np.copy()
             counted: list[str] = []
             earlier: list[str] = []
-            outcomes.append([])
             for attack in attacks:
                 attacked = torch.from_numpy(worst.copy()) if settings.fast else correct
                 context = f"cascade after: {', '.join(earlier)}" if settings.fast else ""
@@ -189,7 +187,9 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
                                        if unit.key.digest() in runner.batch_sizes),
                                       default=None)
                 cells.append(cell)
-                outcomes[-1].append((attack, record, attacked.numpy()))
+                if record.error is None and record.skipped is None:
+                    outcomes.append(CellOutcome(attack, threat, record.robust,
+                                                attacked.numpy()))
                 if cell.accuracy is not None:
                     worst &= record.robust | ~attacked.numpy()
                     counted.append(attack.name)
@@ -231,38 +231,26 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
     )
     if extend is not None:
         extend(result)
-    result.checks = findings + _after_checks(checks, checking, result, outcomes)
+    checking.result, checking.outcomes = result, outcomes
+    result.checks = findings + run_checks(checks, CheckStage.AFTER, checking)
     return result
 
 
-def _after_checks(checks: Sequence[Check], context: CheckContext, result: AuditResult,
-                  outcomes: Sequence[Sequence[tuple[Attack, UnitRecord, np.ndarray]]]
-                  ) -> list[SanityCheck]:
-    context.result = result
-    context.outcomes = [CellOutcome(attack, threat, record.robust, attacked)
-                        for threat, cells in zip(context.threats, outcomes, strict=True)
-                        for attack, record, attacked in cells
-                        if record.error is None and record.skipped is None]
-    return run_checks(checks, CheckStage.AFTER, context)
-
-
 def _headline_examples(model: RobustModel, data: EvalData, threats: Sequence[ThreatModel],
-                       outcomes: Sequence[Sequence[tuple[Attack, UnitRecord, np.ndarray]]],
+                       outcomes: Sequence[CellOutcome],
                        settings: AuditSettings) -> list[AdversarialExample]:
     """Example images from the attack that broke the most samples at the verdict's first
     threat model (`headline_indices`)."""
     if not threats or settings.examples <= 0:
         return []
-    index = headline_indices(data.family, [(t.norm.value, t.eps, t.targeted)
-                                           for t in threats])[0]
-    ran = [(attack, attacked & ~record.robust, attacked)
-           for attack, record, attacked in outcomes[index]
-           if record.error is None and record.skipped is None]
-    if not ran:
+    threat = threats[headline_indices(data.family, [(t.norm.value, t.eps, t.targeted)
+                                                    for t in threats])[0]]
+    best = strongest(outcome for outcome in outcomes if outcome.threat == threat)
+    if best is None:
         return []
-    attack, broken, attacked = max(ran, key=lambda item: int(item[1].sum()))
-    chosen = choose_samples(broken, attacked, data.y.numpy(), settings.examples)
-    return capture_examples(model, data, attack, threats[index], chosen, settings.seed)
+    chosen = choose_samples(best.attacked & ~best.robust, best.attacked, data.y.numpy(),
+                            settings.examples)
+    return capture_examples(model, data, best.attack, threat, chosen, settings.seed)
 
 
 def _minimal_groups(units: Sequence[WorkUnit]) -> list[list[WorkUnit]]:
