@@ -16,6 +16,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn.utils import parametrize
 
-from robustbench_lite.api import ModelOptions, bundled_architecture, open_model, prepare, run_job
+from robustbench_lite.api import ModelOptions, open_model, prepare, run_job
 from robustbench_lite.atomic import atomic_path, atomic_write_text
 from robustbench_lite.catalogue import Catalogue, catalogue_for
 from robustbench_lite.data.eval_data import EvalData
@@ -113,13 +114,11 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
     manager = manager or default_plugin_manager()
     catalogue = catalogue_for(manager)
     recipe = build_recipe(defenses, catalogue)
-    audit_args = dict(matrix=matrix, options=options, transfer=transfer, seed=settings.seed,
-                      n_samples=n_samples, device=device, show_progress=show_progress,
-                      manager=manager)
-    before_job = prepare(model, data, command=command, store=out / "before" / "results.sqlite",
-                         **audit_args)  # type: ignore[arg-type]
-    bundled = bundled_architecture(model, catalogue) if before_job.bundled else None
-    architecture = bundled.name if bundled is not None else options.arch
+    prepare_audit = partial(prepare, matrix=matrix, options=options, transfer=transfer,
+                            seed=settings.seed, n_samples=n_samples, device=device,
+                            show_progress=show_progress, command=command, manager=manager)
+    before_job = prepare_audit(model, data, store=out / "before" / "results.sqlite")
+    architecture = before_job.bundled.name if before_job.bundled is not None else options.arch
     train = load_dataset(before_job.data_spec, catalogue, "train") \
         if before_job.data_spec is not None else before_job.data
     before = run_job(before_job)
@@ -133,9 +132,8 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
     paths.update(_write_log(hardener.log, out))
     hardened = _reopen(paths, architecture, options, before_job.model, catalogue,
                        before_job.data)
-    after_job = prepare(hardened, before_job.data, command=command,
-                        store=out / "after" / "results.sqlite", **audit_args)  # type: ignore[arg-type]
-    after = run_job(after_job)
+    after = run_job(prepare_audit(hardened, before_job.data,
+                                  store=out / "after" / "results.sqlite"))
     sections = catalogue.report_sections.values()
     paths["before"] = write_outputs(before, out / "before", sections=sections)["report"]
     paths["after"] = write_outputs(after, out / "after", sections=sections)["report"]

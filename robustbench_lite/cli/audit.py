@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
-import torch
 
 from robustbench_lite.api import (
     DEFAULT_MATRIX,
@@ -18,12 +16,7 @@ from robustbench_lite.api import (
 from robustbench_lite.api import prepare as prepare_job
 from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
-from robustbench_lite.cli.options import (
-    parse_floats,
-    parse_json_object,
-    resolve_device,
-    template_dir_option,
-)
+from robustbench_lite.cli.options import parse_model_options, template_dir_option
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.gates import (
     GATE_FAILED_EXIT_CODE,
@@ -133,7 +126,8 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     cells are kept in --out/results.sqlite, so an interrupted audit resumes where it stopped.
     """
     configure_output(quiet)
-    target, kwargs, mean_values, std_values = _parse_options(device, arch_kwargs, mean, std)
+    target, kwargs, mean_values, std_values = parse_model_options(device, arch_kwargs, mean,
+                                                                  std)
     gates = _parse_gates(fail_under, fail_under_at)
     manager = default_plugin_manager()
     sections = catalogue_for(manager).report_sections.values()
@@ -177,17 +171,6 @@ def _first_line(job: AuditJob, model: str | None) -> str:
         what = "the built-in default model" if model is None else "the built-in model"
         return f"Auditing {what} {job.bundled.name!r} (bundled weights) {data}"
     return f"Auditing {model} {data}"
-
-
-def _parse_options(device: str, arch_kwargs: str | None, mean: str | None, std: str | None
-                   ) -> tuple[torch.device, dict[str, Any], list[float] | None,
-                              list[float] | None]:
-    """Parse option values before any work, so that a bad one fails at once with one line."""
-    try:
-        return (resolve_device(device), parse_json_object(arch_kwargs, "--arch-kwargs"),
-                parse_floats(mean, "--mean"), parse_floats(std, "--std"))
-    except click.BadParameter as exc:
-        raise click.ClickException(exc.format_message()) from exc
 
 
 def _parse_gates(fail_under: str | None, fail_under_at: tuple[str, ...]) -> list[Gate]:

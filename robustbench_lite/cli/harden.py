@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from robustbench_lite.api import DEFAULT_MATRIX, ModelOptions
-from robustbench_lite.cli.audit import _parse_options
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
+from robustbench_lite.cli.options import parse_model_options
 from robustbench_lite.hardening import harden
 from robustbench_lite.reports.diff import diff_table, formatted_diff_table
 from robustbench_lite.training.harden import CHECKPOINT, HardenSettings
@@ -77,7 +77,7 @@ def harden_command(model: str | None, defense_specs: tuple[str, ...], data_spec:
     before and after with the same --matrix (before/, after/) and writes comparison.html.
     """
     configure_output(quiet)
-    target, kwargs, mean_values, std_values = _parse_options(device, arch_kwargs, mean, std)
+    target, kwargs, mean_values, std_values = parse_model_options(device, arch_kwargs, mean, std)
     if (out_dir / CHECKPOINT).is_file() and not resume:
         raise click.ClickException(f"{out_dir} holds a checkpoint of an earlier run; pass "
                                    "--resume to continue it, or choose another --out")

@@ -51,6 +51,17 @@ def resolve_device(text: str) -> torch.device:
     return device
 
 
+
+def parse_model_options(device: str, arch_kwargs: str | None, mean: str | None, std: str | None
+                        ) -> tuple[torch.device, dict[str, Any], list[float] | None,
+                                   list[float] | None]:
+    """Parse option values before any work, so that a bad one fails at once with one line."""
+    try:
+        return (resolve_device(device), parse_json_object(arch_kwargs, "--arch-kwargs"),
+                parse_floats(mean, "--mean"), parse_floats(std, "--std"))
+    except click.BadParameter as exc:
+        raise click.ClickException(exc.format_message()) from exc
+
 template_dir_option = click.option(
     "--template-dir", "template_dirs", multiple=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -28,7 +28,7 @@ from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.defenses.base import Recipe, TrainingStep
 from robustbench_lite.errors import DefenseError
 from robustbench_lite.threat import Norm, ThreatModel
-from robustbench_lite.training.loop import deterministic_torch
+from robustbench_lite.training.loop import accuracy, deterministic_torch
 
 logger = logging.getLogger(__name__)
 
@@ -82,15 +82,6 @@ def split_validation(data: EvalData, fraction: float, seed: int) -> tuple[EvalDa
     validation, training = order[:held].sort().values, order[held:].sort().values
     return data.take(training, f"{data.name} (training)"), \
         data.take(validation, f"{data.name} (validation)")
-
-
-@torch.no_grad()
-def _clean_accuracy(module: nn.Module, data: EvalData, device: torch.device,
-                    batch_size: int = 512) -> float:
-    correct = sum(int((module(data.x[i:i + batch_size].to(device)).argmax(1).cpu()
-                       == data.y[i:i + batch_size]).sum())
-                  for i in range(0, len(data.x), batch_size))
-    return correct / max(len(data.x), 1)
 
 
 def _adversarial_accuracy(module: nn.Module, data: EvalData, threat: ThreatModel,
@@ -191,7 +182,7 @@ class Hardener:
         self.schedule.step()
         self.module.eval()
         return EpochLog(epoch + 1, total / len(order),
-                        _clean_accuracy(self.module, self.validation, self.device),
+                        accuracy(self.module, self.validation),
                         _adversarial_accuracy(self.module, self.validation,
                                               self.settings.validation_threat,
                                               self.settings.seed, self.device),

@@ -77,7 +77,10 @@ def train_classifier(module: nn.Module, data: EvalData, recipe: TrainingRecipe,
 
 @torch.no_grad()
 def accuracy(module: nn.Module, data: EvalData, batch_size: int = 512) -> float:
-    """Clean accuracy of ``module`` on ``data``."""
-    correct = sum(int((module(data.x[i:i + batch_size]).argmax(1) == data.y[i:i + batch_size])
-                      .sum()) for i in range(0, len(data.x), batch_size))
-    return correct / len(data.x)
+    """Clean accuracy of ``module`` on ``data`` (batches go to the module's device; 0 for
+    no data)."""
+    device = next(module.parameters()).device
+    correct = sum(int((module(data.x[i:i + batch_size].to(device)).argmax(1).cpu()
+                       == data.y[i:i + batch_size]).sum())
+                  for i in range(0, len(data.x), batch_size))
+    return correct / max(len(data.x), 1)
