@@ -94,6 +94,14 @@ class CheckContext:
     result: AuditResult | None = None
     outcomes: list[CellOutcome] = field(default_factory=list)
     adaptations: list[Adaptation] = field(default_factory=list)
+    _probe_outputs: torch.Tensor | None = field(default=None, init=False, repr=False)
+
+    def probe_outputs(self) -> torch.Tensor:
+        """The model's outputs on the probe batch: one forward pass, shared by the checks."""
+        if self._probe_outputs is None:
+            with torch.no_grad():
+                self._probe_outputs = self.model(self.probe_x)
+        return self._probe_outputs
 
     def robust_on_probe(self, attack: Attack, threat: ThreatModel) -> torch.Tensor:
         """Attack the probe batch through the host (seeded, verified); True where the model

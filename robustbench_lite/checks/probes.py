@@ -98,8 +98,8 @@ class RandomnessCheck(Check):
     description = "A randomised model needs attacks that average over its randomness (EOT)."
 
     def run(self, context: CheckContext) -> SanityCheck:
+        first = context.probe_outputs()
         with torch.no_grad():
-            first = context.model(context.probe_x)
             second = context.model(context.probe_x)
         scale = float(first.abs().max().clamp_min(1e-12))
         change = float((first - second).abs().max()) / scale
@@ -126,8 +126,7 @@ class ProbabilitiesCheck(Check):
     description = "Losses on probabilities instead of logits give vanishing gradients."
 
     def run(self, context: CheckContext) -> SanityCheck:
-        with torch.no_grad():
-            out = context.model(context.probe_x)
+        out = context.probe_outputs()
         sums = out.sum(dim=1)
         probabilities = bool(((out >= 0) & (out <= 1)).all()) \
             and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-3))
@@ -156,7 +155,7 @@ class StepFunctionCheck(Check):
         generator = torch.Generator(device=x.device).manual_seed(context.seed)
         nudge = (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1) * NUDGE
         with torch.no_grad():
-            moved = float((context.model(x) - context.model((x + nudge).clamp(0, 1)))
+            moved = float((context.probe_outputs() - context.model((x + nudge).clamp(0, 1)))
                           .abs().flatten(1).amax(dim=1).gt(0).float().mean())
         details = {"zero_share": zero, "outputs_moved_share": moved}
         if zero <= GRADIENT_WARN or moved == 0:
