@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -155,7 +156,8 @@ def _reopen(paths: dict[str, Path], architecture: str | None, options: ModelOpti
 
 
 def _write_log(log: Sequence[EpochLog], out: Path) -> dict[str, Path]:
-    rows = [asdict(entry) for entry in log]
+    rows = [{key: None if isinstance(value, float) and math.isnan(value) else value
+             for key, value in asdict(entry).items()} for entry in log]  # NaN: no validation
     csv_path, json_path = out / "training_log.csv", out / "training_log.json"
     atomic_write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))
     atomic_write_text(json_path, json.dumps(rows, indent=2) + "\n")

@@ -171,3 +171,13 @@ def test_label_smoothing_shows_up_honestly(tmp_path: Path) -> None:
     after = outcome.after.robust_accuracy[0].accuracy
     assert after <= before + 0.05
     assert outcome.after.clean_accuracy >= outcome.before.clean_accuracy - 0.03
+
+
+def test_no_validation_split(tmp_path: Path) -> None:
+    out = tmp_path / "hardened"
+    result = CliRunner().invoke(cli, [*HARDEN, "--epochs", "1", "--validation-fraction", "0",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    log = json.loads((out / "training_log.json").read_text())
+    assert log[0]["clean_accuracy"] is None and log[0]["adversarial_accuracy"] is None
+    assert log[0]["loss"] > 0

@@ -92,8 +92,9 @@ def harden_command(model: str | None, defense_specs: tuple[str, ...], data_spec:
                      command=command_line(click.get_current_context()))
     if not quiet:
         last = outcome.log[-1]
-        click.echo(f"\nEpoch {last.epoch}: validation clean {last.clean_accuracy:.2%}, "
-                   f"adversarial {last.adversarial_accuracy:.2%}")
+        if validation_fraction > 0:
+            click.echo(f"\nEpoch {last.epoch}: validation clean {last.clean_accuracy:.2%}, "
+                       f"adversarial {last.adversarial_accuracy:.2%}")
         table = formatted_diff_table(diff_table(outcome.before, outcome.after))
         click.echo(table.to_string(index=False))
     for label, key in (("Model", "safetensors"), ("Model", "torchscript"),

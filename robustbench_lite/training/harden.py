@@ -72,11 +72,14 @@ class EpochLog:
     seconds: float
 
 
-def split_validation(data: EvalData, fraction: float, seed: int) -> tuple[EvalData, EvalData]:
+def split_validation(data: EvalData, fraction: float,
+                     seed: int) -> tuple[EvalData, EvalData | None]:
     """A seeded (training, validation) split of ``data``; validation gets ``fraction`` of the
-    samples (at least one when ``fraction`` > 0)."""
+    samples (at least one when ``fraction`` > 0; None when it is 0)."""
+    if fraction <= 0:
+        return data, None
     order = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))
-    held = max(1, round(fraction * len(data.x))) if fraction > 0 else 0
+    held = max(1, round(fraction * len(data.x)))
     if held >= len(data.x):
         raise DefenseError(f"--validation-fraction {fraction} leaves no training data")
     validation, training = order[:held].sort().values, order[held:].sort().values
@@ -88,8 +91,6 @@ def _adversarial_accuracy(module: nn.Module, data: EvalData, threat: ThreatModel
                           seed: int, device: torch.device) -> float:
     x = data.x[:VALIDATION_ATTACK_SAMPLES].to(device)
     y = data.y[:VALIDATION_ATTACK_SAMPLES].to(device)
-    if not len(x):
-        return math.nan
     generator = torch.Generator(device=device).manual_seed(seed)
     x_adv = PGD(steps=10).run(module, x, y, threat, generator)
     with torch.no_grad():
@@ -181,12 +182,14 @@ class Hardener:
             total += float(loss.detach()) * len(chosen)
         self.schedule.step()
         self.module.eval()
-        return EpochLog(epoch + 1, total / len(order),
-                        accuracy(self.module, self.validation),
-                        _adversarial_accuracy(self.module, self.validation,
-                                              self.settings.validation_threat,
-                                              self.settings.seed, self.device),
-                        learning_rate, time.perf_counter() - started)
+        clean = adversarial = math.nan  # no validation split
+        if self.validation is not None:
+            clean = accuracy(self.module, self.validation)
+            adversarial = _adversarial_accuracy(self.module, self.validation,
+                                                self.settings.validation_threat,
+                                                self.settings.seed, self.device)
+        return EpochLog(epoch + 1, total / len(order), clean, adversarial, learning_rate,
+                        time.perf_counter() - started)
 
     def run(self, *, resume: bool = False, show_progress: bool = True,
             on_epoch: Callable[[EpochLog], None] | None = None) -> nn.Module:
