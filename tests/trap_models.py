@@ -33,9 +33,12 @@ from torch.nn import functional
 from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import load_dataset
+from robustbench_lite.defenses.adversarial import PGDAT
+from robustbench_lite.defenses.base import compose
 from robustbench_lite.models.robust_model import LoadInfo, RobustModel
 from robustbench_lite.models.zoo.digits_cnn import DigitsCNN
 from robustbench_lite.plugin_host import get_plugin_manager
+from robustbench_lite.training.harden import Hardener, HardenSettings
 from robustbench_lite.training.loop import deterministic_torch
 
 WEIGHTS = (Path(__file__).resolve().parent.parent / "robustbench_lite" / "weights"
@@ -237,31 +240,17 @@ def _pgd_linf(module: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, s
 
 def train_pgd_model(seed: int = 0, *, epochs: int = 15, eps: float = 0.1, steps: int = 5,
                     batch_size: int = 64, learning_rate: float = 3e-3) -> nn.Module:
-    """A `DigitsCNN` adversarially trained (Madry et al.) on the digits train split: each
-    batch is replaced by its Linf PGD examples (``eps``, ``steps`` steps of
+    """A `DigitsCNN` adversarially trained from scratch (Madry et al.) on the whole digits
+    train split through the hardening loop: `PGDAT` (``eps``, ``steps`` steps of
     ``2.5 * eps / steps``, random start), AdamW with a cosine schedule. Deterministic for a
-    seed on one kind of machine (`deterministic_torch`). Returns the module in evaluation
-    mode."""
-    data = digits_train()
+    seed on one kind of machine. Returns the module in evaluation mode."""
     with deterministic_torch(seed):
         module = DigitsCNN()
-        generator = torch.Generator().manual_seed(seed)
-        optimiser = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=1e-4)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
-        for _ in range(epochs):
-            order = torch.randperm(len(data.x), generator=generator)
-            for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
-                x, y = data.x[batch], data.y[batch]
-                module.eval()
-                x_adv = _pgd_linf(module, x, y, eps, steps, generator)
-                module.train()
-                loss = functional.cross_entropy(module(x_adv), y)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimiser.step()
-            schedule.step()
-    return module.eval()
+    settings = HardenSettings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                              seed=seed, validation_fraction=0.0)
+    recipe = compose([PGDAT(eps=eps, steps=steps)])
+    return Hardener(module, recipe, digits_train(), settings, None, "scratch").run(
+        show_progress=False)
 
 
 @cache
