@@ -58,7 +58,7 @@ class TorchCheckpointAdapter(ModelAdapter):
                 "it can execute arbitrary code from the file. Pass --trust-model only if you "
                 "trust its source, or re-save it as a state_dict (with --arch) or TorchScript"
             ) from cause
-        try:
+        try:  # full unpickling, reached only with --trust-model (checked just above)
             obj = torch.load(request.path, map_location="cpu", weights_only=False)
         except (AttributeError, ModuleNotFoundError) as exc:
             raise ModelLoadError(f"{request.path} needs Python code that is not importable "
