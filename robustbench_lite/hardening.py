@@ -31,6 +31,7 @@ from robustbench_lite.atomic import atomic_path, atomic_write_text
 from robustbench_lite.catalogue import Catalogue, catalogue_for
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import load_dataset
+from robustbench_lite.defenses.base import DefenseContext
 from robustbench_lite.defenses.spec import build_recipe
 from robustbench_lite.errors import DefenseError
 from robustbench_lite.matrix.core import ThreatMatrix
@@ -122,6 +123,7 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
     architecture = before_job.bundled.name if before_job.bundled is not None else options.arch
     train = load_dataset(before_job.data_spec, catalogue, "train") \
         if before_job.data_spec is not None else before_job.data
+    recipe.prepare(DefenseContext(catalogue, train, before_job.model.device))
     before = run_job(before_job)
     module = recipe.transform(_starting_module(before_job.model, from_scratch, architecture,
                                                options, manager))

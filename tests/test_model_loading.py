@@ -200,6 +200,19 @@ def test_safetensors_with_arch(tmp_path: Path, catalogue: Catalogue, original: D
     _assert_same_logits(model, original, samples)
 
 
+def test_safetensors_naming_its_architecture_needs_no_arch(
+        tmp_path: Path, catalogue: Catalogue, original: DigitsCNN,
+        samples: torch.Tensor) -> None:
+    """Files written by ``robust train``/``robust harden`` carry ``architecture`` metadata;
+    an unknown name there is ignored (the usual "needs --arch" error follows)."""
+    named, unknown = tmp_path / "named.safetensors", tmp_path / "unknown.safetensors"
+    save_file(original.state_dict(), str(named), metadata={"architecture": "digits-cnn"})
+    save_file(original.state_dict(), str(unknown), metadata={"architecture": "no-such"})
+    _assert_same_logits(_load(named, catalogue), original, samples)
+    with pytest.raises(ModelLoadError, match="--arch"):
+        _load(unknown, catalogue)
+
+
 def test_bundled_weights_load_as_safetensors(catalogue: Catalogue, original: DigitsCNN,
                                              samples: torch.Tensor) -> None:
     model = _load(WEIGHTS, catalogue, arch="digits-cnn", name="default")

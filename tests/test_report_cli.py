@@ -162,3 +162,26 @@ def test_diff_keeps_targeted_and_untargeted_apart() -> None:
                        ("cell", False): 0.1, ("cell", True): -0.1}
     html = render_diff_html(audit(0.4, 0.2), audit(0.5, 0.1))
     assert "targeted Linf 0.1" in html
+
+
+def test_diff_compares_certified_accuracy() -> None:
+    def audit(certificate: dict[str, object]) -> AuditResult:
+        return make_result(cells=[make_cell("pgd", "l2", 0.5, 0.4)],
+                           robust_accuracy=[ThreatSummary("l2", 0.5, 0.4, ["pgd"])],
+                           certificate=certificate)
+
+    plain = audit({"available": False, "reason": "the bound needs Python modules"})
+    certified = audit({"available": True, "lipschitz": 12.5, "median_radius": 0.2,
+                       "certified": [{"eps": 0.1, "accuracy": 0.55},
+                                     {"eps": 0.5, "accuracy": 0.05}]})
+    table = diff_table(plain, certified)
+    rows = table[table["kind"] == "certified"].set_index("eps")
+    assert list(rows.index) == [0.1, 0.5]
+    assert rows.loc[0.1, "before"] != rows.loc[0.1, "before"]  # no certificate before: NaN
+    assert rows.loc[0.1, "after"] == 0.55
+    html = render_diff_html(plain, certified)
+    assert 'id="certified"' in html and "12.5" in html
+    assert "unavailable: the bound needs Python modules" in html
+    assert "<td>L2 0.1</td><td>\N{EN DASH}</td><td>55.0%</td>" in html
+    both = diff_table(certified, certified)
+    assert list(both[both["kind"] == "certified"]["change"]) == [0.0, 0.0]

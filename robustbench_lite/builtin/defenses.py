@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from robustbench_lite.defenses.adversarial import ADVERSARIAL_DEFENSES
+from robustbench_lite.defenses.ensemble import EnsembleAT
 from robustbench_lite.defenses.smoothing import LabelSmoothing
 from robustbench_lite.defenses.spectral import SpectralNormalization
 from robustbench_lite.hookspecs import hookimpl
@@ -15,6 +16,7 @@ from robustbench_lite.hookspecs import hookimpl
 def register_defenses(register: Callable[[Any], None]) -> None:
     for defense in ADVERSARIAL_DEFENSES:
         register(defense)
+    register(EnsembleAT)
     register(LabelSmoothing)
     register(SpectralNormalization)
 

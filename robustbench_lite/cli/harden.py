@@ -22,6 +22,7 @@ Examples:
   robust harden model.safetensors --arch preact-resnet18 --data cifar10:./cifar-10-batches-py \\
       --defense fast-at:eps=0.0314 --epochs 5 --out hardened/
   robust harden --defense pgd-at --out hardened/ --resume   # continue an interrupted run
+  robust harden --defense ensemble-at:models=other.pt+digits-cnn   # examples from static models
 """
 
 

@@ -139,9 +139,10 @@ def diff_command(before_json: Path, after_json: Path, output: Path,
                  template_dirs: tuple[Path, ...]) -> None:
     """Compare two audits: write a comparison page and print the changes.
 
-    Shows clean accuracy, worst-case robust accuracy per threat model and the adversarial
-    accuracy of every cell both audits ran, before and after, with the change in percentage
-    points (positive: more accurate after).
+    Shows clean accuracy, worst-case robust accuracy per threat model, certified L2
+    accuracy (when either audit has a Lipschitz certificate) and the adversarial accuracy
+    of every cell both audits ran, before and after, with the change in percentage points
+    (positive: more accurate after).
 
     \b
     Examples:

@@ -2,8 +2,9 @@
 TRADES, for the Linf and L2 threat models.
 
 All four train against perturbations found by projected gradient ascent on the input (one
-shared loop, `_ascend`): they differ in the start point, the number and size of the steps,
-the inner objective (cross-entropy, or TRADES's KL divergence) and the outer loss. Every
+shared loop, `robustbench_lite.defenses.inner.ascend`): they differ in the start point, the
+number and size of the steps, the inner objective (cross-entropy, or TRADES's KL divergence)
+and the outer loss. Every
 iterate is projected onto the eps-ball around the clean batch and the pixel box [0, 1]
 (`ThreatModel.project`); all random numbers come from the step's seeded generator.
 
@@ -18,18 +19,27 @@ fine-tuning a model that is already accurate it is rarely needed.
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.nn import functional
 
-from robustbench_lite.attacks.fgsm import unit_l2
 from robustbench_lite.defenses.base import Defense, TrainingStep
-from robustbench_lite.errors import DefenseError, ThreatModelError
-from robustbench_lite.threat import Norm, ThreatModel, parse_eps
+from robustbench_lite.defenses.checking import (
+    check_bool,
+    check_eps,
+    check_norm,
+    check_number,
+    check_steps,
+)
+from robustbench_lite.defenses.inner import (
+    ascend,
+    cross_entropy_objective,
+    noise,
+    uniform_start,
+)
+from robustbench_lite.errors import DefenseError
+from robustbench_lite.threat import Norm, ThreatModel
 
 #: Radius at the start of a curriculum, as a fraction of the target eps.
 CURRICULUM_START = 0.1
@@ -37,114 +47,8 @@ CURRICULUM_START = 0.1
 #: Standard deviation of TRADES's Gaussian start (Zhang et al.'s reference code).
 TRADES_START_STD = 0.001
 
-_NORMS = (Norm.LINF, Norm.L2)
 
-
-# ---------------------------------------------------------------- the shared inner loop
-
-
-def _direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:
-    """The steepest-ascent step of unit size: the sign (Linf) or the per-sample unit-L2
-    gradient (L2)."""
-    return grad.sign() if norm is Norm.LINF else unit_l2(grad)
-
-
-def _ascend(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-            start: torch.Tensor, threat: ThreatModel, step_size: float,
-            steps: int) -> torch.Tensor:
-    """Projected gradient ascent on ``objective`` (a scalar, summed over the batch so that
-    each sample's gradient is its own) from ``start``: ``steps`` steps of ``step_size`` along
-    `_direction`, each projected onto ``threat`` around ``x``. Gradients are taken with
-    respect to the input only. Cost: ``steps`` forward and backward passes."""
-    x_adv = start.detach()
-    for _ in range(steps):
-        with torch.enable_grad():
-            x_adv.requires_grad_(True)
-            (grad,) = torch.autograd.grad(objective(x_adv), x_adv)
-        x_adv = threat.project(x_adv.detach() + step_size * _direction(grad, threat.norm), x)
-    return x_adv.detach()
-
-
-def _noise(kind: str, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Noise shaped like ``x`` from ``generator`` (on the generator's device, then moved to
-    ``x``'s): ``uniform`` in [0, 1), ``normal`` standard Gaussian."""
-    draw = torch.rand if kind == "uniform" else torch.randn
-    values = draw(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
-    return values.to(x.device)
-
-
-def _uniform_start(x: torch.Tensor, threat: ThreatModel,
-                   generator: torch.Generator) -> torch.Tensor:
-    """A start drawn uniformly from the eps-ball (by volume), projected onto the pixel box.
-    Linf: independent uniform noise in [-eps, eps]. L2: a uniformly random direction at
-    radius ``eps * u ** (1 / d)``, ``u`` uniform in [0, 1) and ``d`` the input dimension."""
-    if threat.norm is Norm.LINF:
-        return threat.project(x + (2 * _noise("uniform", x, generator) - 1) * threat.eps, x)
-    direction = unit_l2(_noise("normal", x, generator))
-    u = _noise("uniform", x.new_empty(len(x)), generator)
-    radius = threat.eps * u ** (1.0 / x[0].numel())
-    return threat.project(x + direction * radius.view(-1, *([1] * (x.dim() - 1))), x)
-
-
-def _cross_entropy_objective(step: TrainingStep) -> Callable[[torch.Tensor], torch.Tensor]:
-    def objective(x_adv: torch.Tensor) -> torch.Tensor:
-        return functional.cross_entropy(step.model(x_adv), step.y, reduction="sum")
-    return objective
-
-
-# ---------------------------------------------------------------- parameter checks
-
-
-def _check_number(defense: str, name: str, value: object, valid: Callable[[float], bool],
-                  allowed: str) -> float:
-    """``value`` as a float if it is a finite number satisfying ``valid``, else a one-line
-    `DefenseError` naming ``defense``, the parameter and the ``allowed`` range."""
-    number = math.nan
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    if not (math.isfinite(number) and valid(number)):
-        raise DefenseError(f"--defense {defense}: {name} must be {allowed}, got {value!r}")
-    return number
-
-
-def _check_steps(defense: str, steps: object) -> int:
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise DefenseError(f"--defense {defense}: steps must be an integer >= 1, "
-                           f"got {steps!r}")
-    return steps
-
-
-def _check_norm(defense: str, norm: object) -> Norm:
-    parsed: Norm | None = norm if isinstance(norm, Norm) else None
-    if isinstance(norm, str) and parsed is None:
-        try:
-            parsed = Norm.parse(norm)
-        except ThreatModelError:
-            parsed = None
-    if parsed not in _NORMS:
-        raise DefenseError(f"--defense {defense}: norm must be 'linf' or 'l2', got {norm!r}")
-    return parsed
-
-
-def _check_eps(defense: str, norm: Norm, eps: object) -> float:
-    """``eps`` as a float: a number, or text such as ``8/255`` (`parse_eps`)."""
-    if isinstance(eps, str):
-        with contextlib.suppress(ThreatModelError):
-            eps = parse_eps(eps)
-    if norm is Norm.LINF:
-        return _check_number(defense, "eps", eps, lambda v: 0 < v <= 1,
-                             "a number with 0 < eps <= 1 for linf")
-    return _check_number(defense, "eps", eps, lambda v: v > 0, "a number > 0")
-
-
-def _check_bool(defense: str, name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise DefenseError(f"--defense {defense}: {name} must be true or false, "
-                           f"got {value!r}")
-    return value
-
-
-class _AdversarialTraining(Defense):
+class AdversarialTraining(Defense):
     """What the four adversarial-training defenses share: the threat model (``norm``,
     ``eps``) and the curriculum on eps."""
 
@@ -156,11 +60,11 @@ class _AdversarialTraining(Defense):
                      **params: Any) -> None:
         """Check and store ``norm``, ``eps``, ``curriculum`` and the subclass's (already
         checked) ``params``, in the order users see them in ``repr``."""
-        self.norm = _check_norm(self.name, norm)
-        self.eps = _check_eps(self.name, self.norm, eps)
-        self.curriculum = _check_number(self.name, "curriculum", curriculum,
-                                        lambda v: 0 <= v < 1, "a number with "
-                                        "0 <= curriculum < 1 (0: no ramp)")
+        self.norm = check_norm(self.name, norm)
+        self.eps = check_eps(self.name, self.norm, eps)
+        self.curriculum = check_number(self.name, "curriculum", curriculum,
+                                       lambda v: 0 <= v < 1, "a number with "
+                                       "0 <= curriculum < 1 (0: no ramp)")
         self._set_params(norm=self.norm.value, eps=self.eps, **params,
                          curriculum=self.curriculum)
 
@@ -177,17 +81,25 @@ class _AdversarialTraining(Defense):
         return ThreatModel(self.norm, self.epsilon(progress))
 
 
-def _pair_of_logits(name: str, adversarial_logits: torch.Tensor | None) -> torch.Tensor:
+def pair_of_logits(name: str, adversarial_logits: torch.Tensor | None) -> torch.Tensor:
     if adversarial_logits is None:
         raise DefenseError(f"--defense {name} defines its loss on the clean and the perturbed "
                            "batch; it must perturb the batch itself (use compose())")
     return adversarial_logits
 
 
+def mixed_loss(name: str, alpha: float, step: TrainingStep, logits: torch.Tensor,
+               adversarial_logits: torch.Tensor | None) -> torch.Tensor:
+    """Goodfellow et al.'s mixed objective ``alpha * CE(clean) + (1 - alpha) * CE(adv)``."""
+    adversarial = pair_of_logits(name, adversarial_logits)
+    return (alpha * functional.cross_entropy(logits, step.y)
+            + (1 - alpha) * functional.cross_entropy(adversarial, step.y))
+
+
 # ---------------------------------------------------------------- the defenses
 
 
-class FGSMAT(_AdversarialTraining):
+class FGSMAT(AdversarialTraining):
     """FGSM adversarial training (``fgsm-at``), Linf or L2.
 
     Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR
@@ -217,23 +129,21 @@ class FGSMAT(_AdversarialTraining):
 
     def __init__(self, *, norm: str = "linf", eps: float = 0.1, alpha: float = 0.5,
                  curriculum: float = 0.0) -> None:
-        self.alpha = _check_number(self.name, "alpha", alpha, lambda v: 0 <= v <= 1,
-                                   "a number with 0 <= alpha <= 1")
+        self.alpha = check_number(self.name, "alpha", alpha, lambda v: 0 <= v <= 1,
+                                  "a number with 0 <= alpha <= 1")
         self._init_threat(norm, eps, curriculum, alpha=self.alpha)
 
     def perturb(self, step: TrainingStep) -> torch.Tensor:
         threat = self.threat(step.progress)
-        return _ascend(_cross_entropy_objective(step), step.x, step.x, threat,
-                       step_size=threat.eps, steps=1)
+        return ascend(cross_entropy_objective(step), step.x, step.x, threat,
+                      step_size=threat.eps, steps=1)
 
     def loss(self, step: TrainingStep, logits: torch.Tensor,
              adversarial_logits: torch.Tensor | None) -> torch.Tensor:
-        adversarial = _pair_of_logits(self.name, adversarial_logits)
-        return (self.alpha * functional.cross_entropy(logits, step.y)
-                + (1 - self.alpha) * functional.cross_entropy(adversarial, step.y))
+        return mixed_loss(self.name, self.alpha, step, logits, adversarial_logits)
 
 
-class FastAT(_AdversarialTraining):
+class FastAT(AdversarialTraining):
     """Fast adversarial training (``fast-at``), Linf or L2.
 
     Wong, Rice & Kolter, "Fast is better than free: Revisiting adversarial training", ICLR
@@ -264,18 +174,18 @@ class FastAT(_AdversarialTraining):
 
     def __init__(self, *, norm: str = "linf", eps: float = 0.1, step_ratio: float = 1.25,
                  curriculum: float = 0.0) -> None:
-        self.step_ratio = _check_number(self.name, "step_ratio", step_ratio,
-                                        lambda v: v > 0, "a number > 0")
+        self.step_ratio = check_number(self.name, "step_ratio", step_ratio,
+                                       lambda v: v > 0, "a number > 0")
         self._init_threat(norm, eps, curriculum, step_ratio=self.step_ratio)
 
     def perturb(self, step: TrainingStep) -> torch.Tensor:
         threat = self.threat(step.progress)
-        start = _uniform_start(step.x, threat, step.generator)
-        return _ascend(_cross_entropy_objective(step), step.x, start, threat,
-                       step_size=self.step_ratio * threat.eps, steps=1)
+        start = uniform_start(step.x, threat, step.generator)
+        return ascend(cross_entropy_objective(step), step.x, start, threat,
+                      step_size=self.step_ratio * threat.eps, steps=1)
 
 
-class PGDAT(_AdversarialTraining):
+class PGDAT(AdversarialTraining):
     """PGD adversarial training (``pgd-at``), Linf or L2.
 
     Madry, Makelov, Schmidt, Tsipras & Vladu, "Towards Deep Learning Models Resistant to
@@ -309,22 +219,22 @@ class PGDAT(_AdversarialTraining):
     def __init__(self, *, norm: str = "linf", eps: float = 0.1, steps: int = 7,
                  step_ratio: float = 2.5, random_start: bool = True,
                  curriculum: float = 0.0) -> None:
-        self.steps = _check_steps(self.name, steps)
-        self.step_ratio = _check_number(self.name, "step_ratio", step_ratio,
-                                        lambda v: v > 0, "a number > 0")
-        self.random_start = _check_bool(self.name, "random_start", random_start)
+        self.steps = check_steps(self.name, steps)
+        self.step_ratio = check_number(self.name, "step_ratio", step_ratio,
+                                       lambda v: v > 0, "a number > 0")
+        self.random_start = check_bool(self.name, "random_start", random_start)
         self._init_threat(norm, eps, curriculum, steps=self.steps, step_ratio=self.step_ratio,
                           random_start=self.random_start)
 
     def perturb(self, step: TrainingStep) -> torch.Tensor:
         threat = self.threat(step.progress)
-        start = (_uniform_start(step.x, threat, step.generator) if self.random_start
+        start = (uniform_start(step.x, threat, step.generator) if self.random_start
                  else step.x)
-        return _ascend(_cross_entropy_objective(step), step.x, start, threat,
-                       step_size=self.step_ratio * threat.eps / self.steps, steps=self.steps)
+        return ascend(cross_entropy_objective(step), step.x, start, threat,
+                      step_size=self.step_ratio * threat.eps / self.steps, steps=self.steps)
 
 
-class TRADES(_AdversarialTraining):
+class TRADES(AdversarialTraining):
     """TRADES (``trades``), Linf or L2.
 
     Zhang, Yu, Jiao, Xing, El Ghaoui & Jordan, "Theoretically Principled Trade-off between
@@ -360,10 +270,10 @@ class TRADES(_AdversarialTraining):
     def __init__(self, *, norm: str = "linf", eps: float = 0.1, steps: int = 7,
                  step_ratio: float = 2.5, beta: float = 6.0,
                  curriculum: float = 0.0) -> None:
-        self.steps = _check_steps(self.name, steps)
-        self.step_ratio = _check_number(self.name, "step_ratio", step_ratio,
-                                        lambda v: v > 0, "a number > 0")
-        self.beta = _check_number(self.name, "beta", beta, lambda v: v > 0, "a number > 0")
+        self.steps = check_steps(self.name, steps)
+        self.step_ratio = check_number(self.name, "step_ratio", step_ratio,
+                                       lambda v: v > 0, "a number > 0")
+        self.beta = check_number(self.name, "beta", beta, lambda v: v > 0, "a number > 0")
         self._init_threat(norm, eps, curriculum, steps=self.steps, step_ratio=self.step_ratio,
                           beta=self.beta)
 
@@ -377,13 +287,13 @@ class TRADES(_AdversarialTraining):
             return functional.kl_div(log_adversarial, clean, reduction="sum")
 
         start = threat.project(
-            step.x + TRADES_START_STD * _noise("normal", step.x, step.generator), step.x)
-        return _ascend(divergence, step.x, start, threat,
-                       step_size=self.step_ratio * threat.eps / self.steps, steps=self.steps)
+            step.x + TRADES_START_STD * noise("normal", step.x, step.generator), step.x)
+        return ascend(divergence, step.x, start, threat,
+                      step_size=self.step_ratio * threat.eps / self.steps, steps=self.steps)
 
     def loss(self, step: TrainingStep, logits: torch.Tensor,
              adversarial_logits: torch.Tensor | None) -> torch.Tensor:
-        adversarial = _pair_of_logits(self.name, adversarial_logits)
+        adversarial = pair_of_logits(self.name, adversarial_logits)
         robust = functional.kl_div(functional.log_softmax(adversarial, dim=1),
                                    functional.softmax(logits, dim=1), reduction="batchmean")
         return functional.cross_entropy(logits, step.y) + self.beta * robust

@@ -9,6 +9,10 @@ A defense acts through up to three seams of the training loop:
 * ``loss(step, logits, adversarial_logits)``: the training objective (label smoothing,
   FGSM's mixed objective, TRADES).
 
+A defense that needs more than its parameters (other models, a generator) loads it in
+``prepare(context)``, called once before training (and before the first audit of
+``robust harden``, so a bad file fails at once).
+
 A recipe holds any number of model transforms, at most one perturbing defense and at most one
 defense that owns the objective; any other combination is refused with a message naming
 both defenses. Without an objective the loss is the cross-entropy of the inputs trained on:
@@ -22,7 +26,7 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -31,7 +35,21 @@ from torch.nn import functional
 from robustbench_lite.errors import DefenseError
 from robustbench_lite.params import Parametrised
 
+if TYPE_CHECKING:
+    from robustbench_lite.catalogue import Catalogue
+    from robustbench_lite.data.eval_data import EvalData
+
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DefenseContext:
+    """What `Defense.prepare` may use: the plugin ``catalogue`` (to open models or
+    generators), the ``data`` trained on and the ``device`` training runs on."""
+
+    catalogue: Catalogue
+    data: EvalData
+    device: torch.device
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,11 @@ class Defense(Parametrised, ABC):
     """
 
     name: ClassVar[str]
+
+    def prepare(self, context: DefenseContext) -> None:
+        """Load what the defense needs beyond its parameters (called once, before training);
+        raise `DefenseError` for anything missing or unusable."""
+
     @property
     def transforms_model(self) -> bool:
         return type(self).transform_model is not Defense.transform_model
@@ -104,6 +127,10 @@ class Recipe:
     @property
     def objective(self) -> Defense | None:
         return next((d for d in self.defenses if d.owns_loss), None)
+
+    def prepare(self, context: DefenseContext) -> None:
+        for defense in self.defenses:
+            defense.prepare(context)
 
     def transform(self, module: nn.Module) -> nn.Module:
         for defense in self.defenses:

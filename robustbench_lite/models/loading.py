@@ -1,5 +1,6 @@
-"""Load a model file into a `RobustModel`: pick an adapter by content, build ``--arch``,
-fold normalisation in, and check the result against the data it will be evaluated on."""
+"""Load a model file into a `RobustModel`: pick an adapter by content, build ``--arch`` (or
+the architecture a safetensors file names in its metadata), fold normalisation in, and check
+the result against the data it will be evaluated on."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from robustbench_lite.errors import (
     UnknownArchitectureError,
 )
 from robustbench_lite.models.adapter import HEADER_BYTES, LoadRequest, ModelAdapter
-from robustbench_lite.models.adapters.sniff import is_zip, zip_names
+from robustbench_lite.models.adapters.safetensors_file import recorded_architecture
+from robustbench_lite.models.adapters.sniff import is_safetensors, is_zip, zip_names
 from robustbench_lite.models.architecture import import_architecture
 from robustbench_lite.models.normalize import Normalized
 from robustbench_lite.models.robust_model import RobustModel, file_sha256
@@ -97,6 +99,11 @@ def load_model(path: Path, *, catalogue: Catalogue, input_shape: tuple[int, ...]
         header = handle.read(HEADER_BYTES)
     if not header:
         raise ModelLoadError(f"{path} is empty")
+    if arch is None and is_safetensors(path, header):
+        recorded = recorded_architecture(path)
+        if recorded is not None and recorded in catalogue.architectures.names():
+            logger.info("%s names its architecture %r; using it", path.name, recorded)
+            arch = recorded
     builder = architecture_builder(arch, arch_kwargs or {}, catalogue, num_classes) \
         if arch else None
     adapter = _choose_adapter(path, header, catalogue, format_name)

@@ -1,5 +1,6 @@
-"""Compare two audits: clean accuracy, worst-case robust accuracy per threat model and
-per-cell adversarial accuracy, before and after, with signed changes."""
+"""Compare two audits: clean accuracy, worst-case robust accuracy per threat model,
+certified L2 accuracy (when either audit has a Lipschitz certificate) and per-cell
+adversarial accuracy, before and after, with signed changes."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import pandas as pd
 from robustbench_lite.reports.loader import template_errors
 from robustbench_lite.reports.render import environment
 from robustbench_lite.results import AuditResult, CellResult, threat_label
+from robustbench_lite.threat import Norm
 
 TEMPLATE = "diff.html"
 COLUMNS = ["kind", "attack", "norm", "eps", "targeted", "before", "after", "change"]
-"""``kind`` is ``clean``, ``robust`` (worst case at one threat model) or ``cell``; ``before``,
+"""``kind`` is ``clean``, ``robust`` (worst case at one threat model), ``certified`` (share of
+samples the Lipschitz certificate proves robust at one L2 eps) or ``cell``; ``before``,
 ``after`` and ``change`` are fractions (``change`` = after - before), NaN where missing."""
 
 MINUS = "\N{MINUS SIGN}"
@@ -52,10 +55,20 @@ def _cells_by_key(cells: Sequence[CellResult]
     return keyed
 
 
+def certified_by_eps(result: AuditResult) -> dict[float, float]:
+    """Certified accuracy per L2 eps of ``result``'s certificate (empty when it has none)."""
+    certificate = result.certificate
+    if not certificate.get("available"):
+        return {}
+    return {float(entry["eps"]): float(entry["accuracy"])
+            for entry in certificate.get("certified", [])}
+
+
 def diff_table(before: AuditResult, after: AuditResult) -> pd.DataFrame:
     """One row for clean accuracy, one per threat model in either audit (worst case; NaN on
-    the side that lacks it), and one per cell present in both (matched by attack and threat
-    model). Columns: `COLUMNS`."""
+    the side that lacks it), one per certified L2 eps in either audit's certificate, and
+    one per cell present in both (matched by attack and threat model). Columns:
+    `COLUMNS`."""
     rows = [_row("clean", "", ("", math.nan, False), before.clean_accuracy,
                  after.clean_accuracy)]
     robust_before = {(row.norm, row.eps, row.targeted): row.accuracy
@@ -66,6 +79,10 @@ def diff_table(before: AuditResult, after: AuditResult) -> pd.DataFrame:
     for threat in threats:
         rows.append(_row("robust", "worst case", threat, robust_before.get(threat),
                          robust_after.get(threat)))
+    certified_before, certified_after = certified_by_eps(before), certified_by_eps(after)
+    for eps in sorted({*certified_before, *certified_after}):
+        rows.append(_row("certified", "certified", (Norm.L2.value, eps, False),
+                         certified_before.get(eps), certified_after.get(eps)))
     cells_after = _cells_by_key(after.cells)
     for key, cell in _cells_by_key(before.cells).items():
         if key in cells_after:
@@ -105,7 +122,7 @@ def format_threat(norm: str, eps: float, targeted: bool = False) -> str:
 def formatted_diff_table(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` (from `diff_table`) as text, for printing: what, threat, before, after,
     change."""
-    what = {"clean": "clean accuracy", "robust": "worst case"}
+    what = {"clean": "clean accuracy", "robust": "worst case", "certified": "certified"}
     return pd.DataFrame(
         [{"what": what.get(row.kind, row.attack),
           "threat": format_threat(row.norm, row.eps, row.targeted),
@@ -129,6 +146,8 @@ def render_diff_html(before: AuditResult, after: AuditResult,
         "after": after,
         "clean": rows[0],
         "robust_rows": [row for row, kind in zip(rows, kinds, strict=True) if kind == "robust"],
+        "certified_rows": [row for row, kind in zip(rows, kinds, strict=True)
+                           if kind == "certified"],
         "cell_rows": [row for row, kind in zip(rows, kinds, strict=True) if kind == "cell"],
     }
     with template_errors():
