@@ -15,10 +15,11 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -65,16 +66,19 @@ def bake(module: nn.Module) -> nn.Module:
 
 
 def save_model(module: nn.Module, architecture: str | None, example: torch.Tensor,
-               out_dir: Path) -> dict[str, Path]:
+               out_dir: Path, arch_kwargs: Mapping[str, Any] | None = None) -> dict[str, Path]:
     """Write the hardened network as TorchScript (``model.pt``) and, with a known
-    architecture, as safetensors of the bare network (``model.safetensors``)."""
+    architecture, as safetensors of the bare network (``model.safetensors``, whose metadata
+    names the architecture and its keyword arguments, so it loads without ``--arch``)."""
     paths: dict[str, Path] = {}
     inner = module.model if isinstance(module, Normalized) else module
     if architecture is not None:
         paths["safetensors"] = out_dir / "model.safetensors"
+        metadata = {"architecture": architecture, "arch_kwargs": json.dumps(dict(arch_kwargs
+                                                                                 or {}))}
         with atomic_path(paths["safetensors"]) as temporary:
             save_file({k: v.detach().contiguous() for k, v in inner.state_dict().items()},
-                      str(temporary), metadata={"architecture": architecture})
+                      str(temporary), metadata=metadata)
     paths["torchscript"] = out_dir / "model.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.x deprecates TorchScript
@@ -131,7 +135,8 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
     hardener = Hardener(module, recipe, train, settings, out, start)
     trained = bake(hardener.run(resume=resume, show_progress=show_progress))
     paths = save_model(trained, architecture,
-                       before_job.data.x[:1].to(before_job.model.device), out)
+                       before_job.data.x[:1].to(before_job.model.device), out,
+                       options.arch_kwargs)
     paths.update(_write_log(hardener.log, out))
     hardened = _reopen(paths, architecture, options, before_job.model, catalogue,
                        before_job.data)

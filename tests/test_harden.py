@@ -24,6 +24,7 @@ from robustbench_lite.defenses.spec import build_recipe
 from robustbench_lite.errors import DefenseError
 from robustbench_lite.hardening import harden
 from robustbench_lite.matrix.core import ThreatMatrix
+from robustbench_lite.matrix.presets import STANDARD_ATTACKS
 from robustbench_lite.plugin_host import get_plugin_manager
 from robustbench_lite.threat import Norm, ThreatModel
 from robustbench_lite.training.harden import CHECKPOINT, EpochLog, Hardener, HardenSettings
@@ -171,6 +172,30 @@ def test_label_smoothing_shows_up_honestly(tmp_path: Path) -> None:
     after = outcome.after.robust_accuracy[0].accuracy
     assert after <= before + 0.05
     assert outcome.after.clean_accuracy >= outcome.before.clean_accuracy - 0.03
+
+
+#: The proof recipe of docs/harden.md: PGD training at 1.5x the digits standard eps.
+PROOF_DEFENSE = "pgd-at:eps=0.15"
+PROOF_SETTINGS = HardenSettings(epochs=40, learning_rate=3e-3)
+
+
+@pytest.mark.slow
+def test_pgd_training_hardens_the_default_model_by_30_points(tmp_path: Path) -> None:
+    """The issue's proof: under the standard matrix's attacks at the digits standard Linf eps
+    (0.1), worst-case robust accuracy of the default model rises by at least 30 points and
+    clean accuracy drops by at most 3, with no sanity check failing after. Measured on the
+    450 test digits: see docs/harden.md."""
+    matrix = ThreatMatrix("proof", "1", STANDARD_ATTACKS, (ThreatModel(Norm.LINF, 0.1),))
+    outcome = harden(None, None, defenses=[PROOF_DEFENSE], out=tmp_path, matrix=matrix,
+                     settings=PROOF_SETTINGS)
+    before, after = outcome.before, outcome.after
+    gained = after.robust_accuracy[0].accuracy - before.robust_accuracy[0].accuracy
+    print(f"worst case {before.robust_accuracy[0].accuracy:.4f} -> "
+          f"{after.robust_accuracy[0].accuracy:.4f}, clean {before.clean_accuracy:.4f} -> "
+          f"{after.clean_accuracy:.4f}, checks {[(c.name, c.status) for c in after.checks]}")
+    assert gained >= 0.30, (before.robust_accuracy, after.robust_accuracy)
+    assert after.clean_accuracy >= before.clean_accuracy - 0.03
+    assert not [check for check in after.checks if check.status == "fail"], after.checks
 
 
 def test_no_validation_split(tmp_path: Path) -> None:

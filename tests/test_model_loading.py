@@ -211,6 +211,12 @@ def test_safetensors_naming_its_architecture_needs_no_arch(
     _assert_same_logits(_load(named, catalogue), original, samples)
     with pytest.raises(ModelLoadError, match="--arch"):
         _load(unknown, catalogue)
+    colour = DigitsCNN(in_channels=3)
+    coloured = tmp_path / "colour.safetensors"
+    save_file(colour.state_dict(), str(coloured),
+              metadata={"architecture": "digits-cnn", "arch_kwargs": '{"in_channels": 3}'})
+    loaded = load_model(coloured, catalogue=catalogue, input_shape=(3, 8, 8), num_classes=10)
+    assert loaded.module(torch.zeros(2, 3, 8, 8)).shape == (2, 10)
 
 
 def test_bundled_weights_load_as_safetensors(catalogue: Catalogue, original: DigitsCNN,

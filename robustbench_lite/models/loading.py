@@ -101,9 +101,9 @@ def load_model(path: Path, *, catalogue: Catalogue, input_shape: tuple[int, ...]
         raise ModelLoadError(f"{path} is empty")
     if arch is None and is_safetensors(path, header):
         recorded = recorded_architecture(path)
-        if recorded is not None and recorded in catalogue.architectures.names():
-            logger.info("%s names its architecture %r; using it", path.name, recorded)
-            arch = recorded
+        if recorded is not None and recorded[0] in catalogue.architectures.names():
+            logger.info("%s names its architecture %r; using it", path.name, recorded[0])
+            arch, arch_kwargs = recorded[0], arch_kwargs or recorded[1]
     builder = architecture_builder(arch, arch_kwargs or {}, catalogue, num_classes) \
         if arch else None
     adapter = _choose_adapter(path, header, catalogue, format_name)

@@ -3,7 +3,9 @@ the file's ``architecture`` metadata (written by ``robust train`` and ``robust h
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
@@ -29,13 +31,20 @@ class SafetensorsAdapter(ModelAdapter):
         return build_from_state_dict(request, tensors, self.name)
 
 
-def recorded_architecture(path: Path) -> str | None:
-    """The ``architecture`` a safetensors file's metadata names, or None (no metadata, or
-    not a readable safetensors file)."""
+def recorded_architecture(path: Path) -> tuple[str, dict[str, Any]] | None:
+    """The ``architecture`` a safetensors file's metadata names and its ``arch_kwargs``
+    (a JSON object; empty when absent), or None (no such metadata, or not a readable
+    safetensors file)."""
     try:
         with safe_open(str(path), "pt") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError):
         return None
     name = metadata.get("architecture")
-    return name if isinstance(name, str) and name else None
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        kwargs = json.loads(metadata.get("arch_kwargs") or "{}")
+    except json.JSONDecodeError:
+        return None
+    return (name, kwargs) if isinstance(kwargs, dict) else None
