@@ -1,5 +1,5 @@
 """The catalogue: every architecture, adapter, dataset, attack, threat matrix, check,
-defense and report section the plugins registered.
+defense, style generator and report section the plugins registered.
 
 Built by calling each catalogue hook implementation with a ``register`` callback that checks
 the type and the uniqueness of names, and names the offending plugin in its errors.
@@ -23,6 +23,7 @@ from robustbench_lite.errors import (
     UnknownCheckError,
     UnknownDatasetError,
     UnknownDefenseError,
+    UnknownGeneratorError,
     UnknownMatrixError,
     UnknownNameError,
     UnknownReportSectionError,
@@ -32,6 +33,7 @@ from robustbench_lite.models.adapter import ModelAdapter
 from robustbench_lite.models.architecture import Architecture
 from robustbench_lite.plugin_host import PluginManager
 from robustbench_lite.reports.sections import ReportSection
+from robustbench_lite.semantic.generator import StyleGenerator
 
 T = TypeVar("T")
 
@@ -96,11 +98,12 @@ class Catalogue:
     report_sections: Registry[ReportSection]
     checks: Registry[type[Check]]
     defenses: Registry[type[Defense]]
+    generators: Registry[type[StyleGenerator]]
     builtin_plugins: frozenset[str] = frozenset()
 
     def registries(self) -> list[Registry[Any]]:
         return [self.architectures, self.adapters, self.datasets, self.attacks, self.matrices,
-                self.checks, self.defenses, self.report_sections]
+                self.checks, self.defenses, self.generators, self.report_sections]
 
     def adapters_in_detection_order(self) -> list[type[ModelAdapter]]:
         """Third-party adapters first (so a plugin can take over a format), built-ins last."""
@@ -129,6 +132,8 @@ def build_catalogue(manager: PluginManager) -> Catalogue:
                         "a Check subclass"),
         defenses=Registry("defense", "register_defenses", UnknownDefenseError,
                           _subclass_of(Defense), "a Defense subclass"),
+        generators=Registry("generator", "register_generators", UnknownGeneratorError,
+                            _subclass_of(StyleGenerator), "a StyleGenerator subclass"),
         report_sections=Registry("report section", "register_report_sections",
                                  UnknownReportSectionError,
                                  lambda obj: isinstance(obj, ReportSection), "a ReportSection"),

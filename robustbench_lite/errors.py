@@ -111,3 +111,12 @@ class ResultsFileError(RobustbenchError):
 
 class ReportTemplateError(RobustbenchError):
     """A report template is missing or broken."""
+
+
+class GeneratorError(RobustbenchError):
+    """A style generator cannot be opened or used as given (missing or corrupt file, wrong
+    architecture, bad layer split, wrongly shaped styles)."""
+
+
+class UnknownGeneratorError(UnknownNameError):
+    kind = "generator"

@@ -112,6 +112,19 @@ def register_report_sections(register: Callable[[Any], None]) -> None:
     """
 
 
+@hookspec
+def register_generators(register: Callable[[Any], None]) -> None:
+    """Register style-based generators for semantic attacks and defenses.
+
+    Call ``register(GeneratorClass)`` with a subclass of
+    `robustbench_lite.semantic.generator.StyleGenerator`. Its ``name`` is what users pass as
+    a generator spec (`robustbench_lite.semantic.load_generator`) and the ``generator``
+    metadata of its files; its classmethod ``load(path)`` opens a file of that kind, or its
+    bundled default when ``path`` is None, and raises `GeneratorError` with one line naming
+    the fix.
+    """
+
+
 # ---------------------------------------------------------------- command-line hooks
 
 

@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "robustbench_lite.builtin.matrices",
     "robustbench_lite.builtin.checks",
     "robustbench_lite.builtin.defenses",
+    "robustbench_lite.builtin.generators",
 )
 
 

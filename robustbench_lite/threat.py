@@ -1,7 +1,14 @@
 """Threat models: which perturbations an adversary may apply.
 
-A threat model is a norm ball of radius ``eps`` around the clean image, intersected with the
-pixel box ``[lower, upper]`` (``[0, 1]`` by default: attacks work in pixel space).
+An Lp threat model is a norm ball of radius ``eps`` around the clean image, intersected with
+the pixel box ``[lower, upper]`` (``[0, 1]`` by default: attacks work in pixel space).
+
+The ``semantic`` threat model has no ball in pixel space: the adversary re-synthesises the
+image with a style generator, keeping its label-relevant (coarse) styles and choosing the
+label-irrelevant (fine) ones; ``eps`` bounds the generator's latent z of the fine styles to
+the box ``[-eps, eps]`` (in units of the latent prior's standard deviation). The host can
+only check that such an example is finite and inside the pixel box; the bound on z is the
+attack's contract (`robustbench_lite.semantic.attack`).
 """
 
 from __future__ import annotations
@@ -28,18 +35,25 @@ class Norm(str, Enum):
     LINF = "linf"
     L2 = "l2"
     L1 = "l1"
+    SEMANTIC = "semantic"
+
+    @property
+    def is_lp(self) -> bool:
+        """Whether this is a pixel-space norm ball (not the semantic threat model)."""
+        return self is not Norm.SEMANTIC
 
     @classmethod
     def parse(cls, text: str) -> Norm:
         key = text.strip().lower().replace("_", "").replace("-", "")
-        aliases = {"linf": cls.LINF, "inf": cls.LINF, "l2": cls.L2, "2": cls.L2, "l1": cls.L1}
+        aliases = {"linf": cls.LINF, "inf": cls.LINF, "l2": cls.L2, "2": cls.L2, "l1": cls.L1,
+                   "semantic": cls.SEMANTIC}
         if key not in aliases:
             valid = ", ".join(n.value for n in cls)
             raise ThreatModelError(f"unknown norm {text!r}; choose one of: {valid}")
         return aliases[key]
 
 
-_NORM_LABELS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+_NORM_LABELS = {"linf": "Linf", "l2": "L2", "l1": "L1", "semantic": "semantic"}
 
 
 def norm_label(norm: str) -> str:
@@ -76,8 +90,11 @@ class ThreatModel:
         return f"{prefix}{self.norm.value} eps={self.eps:g}"
 
     def distances(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Per-sample perturbation size in this threat model's norm."""
+        """Per-sample perturbation size in this threat model's norm (zeros for the semantic
+        threat model, whose bound lives in the generator's latent space)."""
         delta = (x_adv - x).flatten(1).to(torch.float64)
+        if self.norm is Norm.SEMANTIC:
+            return delta.new_zeros(len(delta))
         if self.norm is Norm.LINF:
             return delta.abs().amax(dim=1) if delta.shape[1] else delta.new_zeros(len(delta))
         order = 2 if self.norm is Norm.L2 else 1
@@ -86,8 +103,11 @@ class ThreatModel:
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Project ``x_adv`` onto the ball, then clip to the pixel box. The result is always
-        inside both (clipping toward ``x`` in [lower, upper] never grows a perturbation)."""
+        inside both (clipping toward ``x`` in [lower, upper] never grows a perturbation).
+        Semantic: the pixel box only."""
         delta = x_adv - x
+        if self.norm is Norm.SEMANTIC:
+            return x_adv.clamp(self.lower, self.upper)
         if self.norm is Norm.LINF:
             delta = delta.clamp(-self.eps, self.eps)
         elif self.norm is Norm.L2:
@@ -100,7 +120,8 @@ class ThreatModel:
 
     def contains(self, x_adv: torch.Tensor, x: torch.Tensor,
                  tolerance: float = CONTAINS_TOLERANCE) -> torch.Tensor:
-        """Per-sample boolean: inside the eps-ball and the pixel box, up to ``tolerance``."""
+        """Per-sample boolean: inside the eps-ball and the pixel box, up to ``tolerance``
+        (semantic: the pixel box)."""
         in_ball = self.distances(x_adv, x) <= self.eps + tolerance
         flat = x_adv.flatten(1)
         in_box = (flat >= self.lower - tolerance).all(dim=1) & (

@@ -18,6 +18,7 @@ from PIL import Image
 from robustbench_lite.builtin.datasets import register_datasets
 from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.data.cifar10 import CIFAR10_CLASSES, Cifar10Source
+from robustbench_lite.data.colour_digits import ColourDigitsSource
 from robustbench_lite.data.digits import DigitsSource
 from robustbench_lite.data.image_folder import ImageFolderSource
 from robustbench_lite.data.mnist_idx import MnistIdxSource
@@ -129,17 +130,17 @@ def fixtures(tmp_path: Path) -> dict[type[DatasetSource], Path]:
 # ---------------------------------------------------------------- registration and detection
 
 
-def test_hook_registers_all_five_sources() -> None:
+def test_hook_registers_all_six_sources() -> None:
     registered: list[Any] = []
     register_datasets(register=registered.append)
-    assert registered == [DigitsSource, NpzSource, ImageFolderSource, Cifar10Source,
-                          MnistIdxSource]
+    assert registered == [DigitsSource, ColourDigitsSource, NpzSource, ImageFolderSource,
+                          Cifar10Source, MnistIdxSource]
     names = {cls.name for cls in registered}
-    assert names == {"digits", "npz", "image-folder", "cifar10", "mnist"}
+    assert names == {"digits", "colour-digits", "npz", "image-folder", "cifar10", "mnist"}
     for cls in registered:
         assert issubclass(cls, DatasetSource)
         assert cls.description
-        assert cls.family in {"digits", "generic", "cifar10", "mnist"}
+        assert cls.family in {"digits", "colour-digits", "generic", "cifar10", "mnist"}
     assert DigitsSource.needs_path is False
     assert all(cls.needs_path for cls in FILE_SOURCES)
 

@@ -15,6 +15,7 @@ from robustbench_lite.attacks.noise import NoiseAttack
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.attacks.square import SquareAttack
 from robustbench_lite.hookspecs import hookimpl
+from robustbench_lite.semantic.attack import AdvMixAttack
 
 
 @hookimpl
@@ -32,3 +33,4 @@ def register_attacks(register: Callable[[Any], None]) -> None:
     register(AutoAttack)
     register(ArtAttack)
     register(FoolboxAttack)
+    register(AdvMixAttack)

@@ -10,6 +10,7 @@ from robustbench_lite.defenses.ensemble import EnsembleAT
 from robustbench_lite.defenses.smoothing import LabelSmoothing
 from robustbench_lite.defenses.spectral import SpectralNormalization
 from robustbench_lite.hookspecs import hookimpl
+from robustbench_lite.semantic.defenses import AdvMix, RandMix
 
 
 @hookimpl
@@ -19,4 +20,6 @@ def register_defenses(register: Callable[[Any], None]) -> None:
     register(EnsembleAT)
     register(LabelSmoothing)
     register(SpectralNormalization)
+    register(RandMix)
+    register(AdvMix)
 

@@ -23,9 +23,12 @@ def probe_context(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
                   threats: Sequence[ThreatModel], correct: torch.Tensor,
                   seed: int) -> CheckContext:
     """The context of a run's checks; its probe batch is the first `PROBE_SAMPLES`
-    correctly classified samples."""
+    correctly classified samples. The checks reason about pixel-space balls, so they see
+    the Lp threat models only (semantic cells still count in `every attack ran` and `valid
+    adversarial examples`, which read the result)."""
     chosen = torch.nonzero(correct).flatten()[:PROBE_SAMPLES]
-    return CheckContext(model=model, data=data, attacks=list(attacks), threats=list(threats),
+    lp_threats = [threat for threat in threats if threat.norm.is_lp]
+    return CheckContext(model=model, data=data, attacks=list(attacks), threats=lp_threats,
                         probe_x=data.x[chosen].to(model.device),
                         probe_y=data.y[chosen].to(model.device), seed=seed)
 

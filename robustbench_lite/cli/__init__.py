@@ -8,6 +8,7 @@ import click
 
 from robustbench_lite import __version__
 from robustbench_lite.cli.audit import audit_command
+from robustbench_lite.cli.generator import train_generator_command
 from robustbench_lite.cli.harden import harden_command
 from robustbench_lite.cli.matrix import matrix_group
 from robustbench_lite.cli.plugins import plugins_command
@@ -37,6 +38,7 @@ cli.add_command(plugins_command)
 cli.add_command(report_command)
 cli.add_command(diff_command)
 cli.add_command(train_command)
+cli.add_command(train_generator_command)
 
 
 def add_plugin_commands(group: click.Group) -> None:

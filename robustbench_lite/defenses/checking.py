@@ -26,9 +26,10 @@ def check_number(defense: str, name: str, value: object, valid: Callable[[float]
     return number
 
 
-def check_steps(defense: str, steps: object) -> int:
+def check_steps(defense: str, steps: object, name: str = "steps") -> int:
+    """``steps`` (or another count called ``name``) as an integer >= 1."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise DefenseError(f"--defense {defense}: steps must be an integer >= 1, "
+        raise DefenseError(f"--defense {defense}: {name} must be an integer >= 1, "
                            f"got {steps!r}")
     return steps
 

@@ -231,7 +231,8 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
     )
     if extend is not None:
         extend(result)
-    checking.result, checking.outcomes = result, outcomes
+    checking.result = result
+    checking.outcomes = [o for o in outcomes if o.threat.norm.is_lp]  # checks reason in Lp
     result.checks = findings + run_checks(checks, CheckStage.AFTER, checking)
     return result
 
@@ -240,17 +241,24 @@ def _headline_examples(model: RobustModel, data: EvalData, threats: Sequence[Thr
                        outcomes: Sequence[CellOutcome],
                        settings: AuditSettings) -> list[AdversarialExample]:
     """Example images from the attack that broke the most samples at the verdict's first
-    threat model (`headline_indices`)."""
+    threat model (`headline_indices`) and, when the audit has one elsewhere, at the first
+    semantic threat model (whose examples are new images, worth seeing)."""
     if not threats or settings.examples <= 0:
         return []
-    threat = threats[headline_indices(data.family, [(t.norm.value, t.eps, t.targeted)
-                                                    for t in threats])[0]]
-    best = strongest(outcome for outcome in outcomes if outcome.threat == threat)
-    if best is None:
-        return []
-    chosen = choose_samples(best.attacked & ~best.robust, best.attacked, data.y.numpy(),
-                            settings.examples)
-    return capture_examples(model, data, best.attack, threat, chosen, settings.seed)
+    shown = [threats[headline_indices(data.family, [(t.norm.value, t.eps, t.targeted)
+                                                    for t in threats])[0]]]
+    semantic = next((t for t in threats if not t.norm.is_lp), None)
+    if semantic is not None and semantic not in shown:
+        shown.append(semantic)
+    examples: list[AdversarialExample] = []
+    for threat in shown:
+        best = strongest(outcome for outcome in outcomes if outcome.threat == threat)
+        if best is not None:
+            chosen = choose_samples(best.attacked & ~best.robust, best.attacked,
+                                    data.y.numpy(), settings.examples)
+            examples += capture_examples(model, data, best.attack, threat, chosen,
+                                         settings.seed)
+    return examples
 
 
 def _minimal_groups(units: Sequence[WorkUnit]) -> list[list[WorkUnit]]:

@@ -16,6 +16,9 @@ Standard budgets (`STANDARD_EPS`), pixels in [0, 1]:
   choice. Linf 0.1 is 1.6 grey levels of 16: visible, never enough to redraw a digit. L2 1.0
   is the L2 size of a Linf 0.125 change spread over all 64 pixels (1/sqrt(64)), the same
   order as the Linf budget.
+- ``colour-digits`` (the digits coloured, `robustbench_lite.data.colour_digits`): digits's Lp
+  budgets, plus the ``semantic`` threat model at radius 2: the fine styles' latent z within
+  two prior standard deviations per coordinate (about 95% of the prior's mass in each).
 - ``generic`` (natural images of unknown origin): cifar10's. `standard_eps` falls back to it
   for any family not listed.
 
@@ -46,6 +49,9 @@ Presets (`MatrixPreset`; ``build(family)`` scales every eps by the family's stan
   vs 57.33 / 0.44 / 0% (clean 98.22%). For full strength, write the matrix out
   (``robust matrix show standard --toml``), drop the two parameters and pass the file.
 - ``autoattack``: ``autoattack`` at the standard Linf and L2 eps.
+
+A family with a standard ``semantic`` radius (``colour-digits``) also gets the ``advmix``
+attack at that radius in ``quick`` and ``standard``.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ STANDARD_EPS: dict[str, dict[Norm, float]] = {
     "imagenet": {Norm.LINF: 4 / 255, Norm.L2: 3.0},
     "mnist": {Norm.LINF: 0.3, Norm.L2: 2.0},
     "digits": {Norm.LINF: 0.1, Norm.L2: 1.0},
+    "colour-digits": {Norm.LINF: 0.1, Norm.L2: 1.0, Norm.SEMANTIC: 2.0},
     GENERIC_FAMILY: dict(_CIFAR),
 }
 
@@ -86,6 +93,7 @@ STANDARD_ATTACKS = (
     "noise",
 )
 AUTOATTACK_ATTACKS = ("autoattack",)
+SEMANTIC_ATTACKS = ("advmix",)
 
 
 def standard_eps(family: str) -> dict[Norm, float]:
@@ -127,15 +135,28 @@ def grid(family: str, norm: Norm, multipliers: Sequence[float]) -> list[ThreatMo
     return [ThreatModel(norm, standard * multiplier) for multiplier in multipliers]
 
 
+def _with_semantic(family: str, attacks: tuple[str, ...],
+                   threats: list[ThreatModel]) -> tuple[tuple[str, ...], tuple[ThreatModel, ...]]:
+    """``attacks`` and ``threats`` plus ``advmix`` at the family's standard semantic radius,
+    when it has one."""
+    if Norm.SEMANTIC not in standard_eps(family):
+        return attacks, tuple(threats)
+    return attacks + SEMANTIC_ATTACKS, tuple(threats + grid(family, Norm.SEMANTIC, (1.0,)))
+
+
 def _quick(family: str) -> ThreatMatrix:
+    attacks, threats = _with_semantic(family, QUICK_ATTACKS,
+                                      grid(family, Norm.LINF, QUICK_GRID))
     return ThreatMatrix(name="quick", version="1", description=QUICK.description,
-                        attacks=QUICK_ATTACKS, threats=tuple(grid(family, Norm.LINF, QUICK_GRID)))
+                        attacks=attacks, threats=threats)
 
 
 def _standard(family: str) -> ThreatMatrix:
-    threats = grid(family, Norm.LINF, STANDARD_GRID) + grid(family, Norm.L2, STANDARD_GRID)
+    attacks, threats = _with_semantic(
+        family, STANDARD_ATTACKS,
+        grid(family, Norm.LINF, STANDARD_GRID) + grid(family, Norm.L2, STANDARD_GRID))
     return ThreatMatrix(name="standard", version="1", description=STANDARD.description,
-                        attacks=STANDARD_ATTACKS, threats=tuple(threats))
+                        attacks=attacks, threats=threats)
 
 
 def _autoattack(family: str) -> ThreatMatrix:

@@ -52,6 +52,11 @@ NORM_WORDS = {
     "linf": "every pixel may change by at most {eps} (L-infinity norm)",
     "l2": "the perturbation's Euclidean length (L2 norm) is at most {eps}",
     "l1": "the sum of absolute pixel changes (L1 norm) is at most {eps}",
+    "semantic": ("no pixel budget: a style generator re-draws the image, keeping its coarse, "
+                 "label-relevant styles (the digit's shape) and choosing its fine, "
+                 "label-irrelevant ones (colour) with their latent z in a box of {eps} prior "
+                 "standard deviations; a change a person would call the same digit in "
+                 "another colour, as far as the generator separates the two"),
 }
 
 

@@ -202,9 +202,12 @@ class Hardener:
                               disable=not show_progress):
                 entry = self._epoch(epoch, show_progress)
                 self.log.append(entry)
-                logger.info("epoch %d: loss %.4f, validation clean %.2f%%, adversarial %.2f%%",
-                            entry.epoch, entry.loss, 100 * entry.clean_accuracy,
-                            100 * entry.adversarial_accuracy)
+                if self.validation is None:
+                    logger.info("epoch %d: loss %.4f", entry.epoch, entry.loss)
+                else:
+                    logger.info("epoch %d: loss %.4f, validation clean %.2f%%, adversarial "
+                                "%.2f%%", entry.epoch, entry.loss, 100 * entry.clean_accuracy,
+                                100 * entry.adversarial_accuracy)
                 self._save()
                 if on_epoch is not None:
                     on_epoch(entry)
