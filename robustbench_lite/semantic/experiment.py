@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from robustbench_lite.attacks.base import Attack
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.catalogue import Catalogue
 from robustbench_lite.data.eval_data import EvalData
@@ -76,7 +77,7 @@ def _defenses(method: str, settings: ExperimentSettings, generator: str) -> list
 
 
 def _robust_accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     attack: AdvMixAttack | PGD, threat: ThreatModel, seed: int) -> float:
+                     attack: Attack, threat: ThreatModel, seed: int) -> float:
     correct = 0
     for start in range(0, len(x), 128):
         xb, yb = x[start:start + 128], y[start:start + 128]

@@ -11,14 +11,11 @@ the prior's standard deviation) by signed gradient ascent with random restarts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch.nn import functional
 
+from robustbench_lite.attacks.base import LogitsFn
 from robustbench_lite.semantic.generator import StyleGenerator
-
-LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def synthesise_mix(generator: StyleGenerator, coarse: torch.Tensor,
