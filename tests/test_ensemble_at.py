@@ -157,3 +157,17 @@ def test_harden_command_with_static_model_file(tmp_path: Path) -> None:
                                    "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 1 and "cannot use the static model 'nope.pt'" in bad.stderr
     assert "Traceback" not in bad.output and not (tmp_path / "bad" / "before").exists()
+
+
+def test_fingerprint_follows_the_static_model_files(tmp_path: Path,
+                                                   context: DefenseContext) -> None:
+    """A checkpoint must not resume against replaced static models: same parameters, other
+    file contents, other fingerprint."""
+    tensors, _ = write_static_models(tmp_path)
+    first = EnsembleAT(models=str(tensors))
+    first.prepare(context)
+    save_file(DigitsCNN().state_dict(), str(tensors), metadata={"architecture": "digits-cnn"})
+    second = EnsembleAT(models=str(tensors))
+    second.prepare(context)
+    assert repr(first) == repr(second)
+    assert first.fingerprint() != second.fingerprint()

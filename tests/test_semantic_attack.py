@@ -4,6 +4,9 @@ hand-built style generator whose answers are known: the coarse style is the imag
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -19,13 +22,14 @@ from robustbench_lite.engine.execute import attack_batch
 from robustbench_lite.errors import AttackError, DefenseError
 from robustbench_lite.matrix.presets import STANDARD, headline_indices
 from robustbench_lite.models.adapter import LoadInfo
-from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.models.robust_model import RobustModel, file_sha256
 from robustbench_lite.models.zoo.digits_cnn import DigitsCNN
 from robustbench_lite.reports.render import render_html
 from robustbench_lite.semantic.attack import AdvMixAttack
 from robustbench_lite.semantic.defenses import AdvMix, RandMix
 from robustbench_lite.semantic.generator import StyleGenerator
 from robustbench_lite.semantic.mixing import random_mix, worst_mix
+from robustbench_lite.semantic.stylegan import DEFAULT_WEIGHTS
 from robustbench_lite.threat import Norm, ThreatModel
 from robustbench_lite.training.loop import deterministic_torch
 
@@ -223,3 +227,11 @@ def test_advmix_contract_on_colour_digits_with_the_bundled_generator(
             assert torch.equal(outcome.predicted, model(outcome.x_adv).argmax(dim=1))
     again = attack_batch(attack, model, x, y, threat, seed=5)
     assert torch.equal(again.x_adv, outcome.x_adv)
+
+
+def test_mixing_fingerprint_hashes_a_generator_file(tmp_path: Path) -> None:
+    copy = tmp_path / "generator.safetensors"
+    shutil.copyfile(DEFAULT_WEIGHTS, copy)
+    assert file_sha256(copy) in RandMix(generator=str(copy)).fingerprint()
+    assert file_sha256(copy) in AdvMix(generator=f"colour-digits:{copy}").fingerprint()
+    assert RandMix().fingerprint().strip() == repr(RandMix())

@@ -80,6 +80,12 @@ class Defense(Parametrised, ABC):
         """Load what the defense needs beyond its parameters (called once, before training);
         raise `DefenseError` for anything missing or unusable."""
 
+    def fingerprint(self) -> str:
+        """What decides this defense's effect on training, for the checkpoint fingerprint
+        (`--resume` refuses a checkpoint of another run): its parameters; a defense that
+        loads files in `prepare` adds their contents' hashes."""
+        return repr(self)
+
     @property
     def transforms_model(self) -> bool:
         return type(self).transform_model is not Defense.transform_model

@@ -79,6 +79,11 @@ class EnsembleAT(AdversarialTraining):
         self._init_threat(norm, eps, curriculum, models=MODEL_SEPARATOR.join(self.models),
                           steps=self.steps, alpha=self.alpha)
         self.static: list[nn.Module] = []
+        self.static_sha256: list[str] = []
+
+    def fingerprint(self) -> str:
+        """The parameters and the sha256 of every static model file opened by `prepare`."""
+        return f"{self!r} {' '.join(self.static_sha256)}"
 
     def prepare(self, context: DefenseContext) -> None:
         """Open every static model the way ``robust audit`` would and freeze it."""
@@ -89,7 +94,7 @@ class EnsembleAT(AdversarialTraining):
             raise DefenseError(f"--defense {self.name} needs the static models to craft "
                                f"examples on: --defense {self.name}:models=a.pt"
                                f"{MODEL_SEPARATOR}b.pt")
-        self.static = []
+        self.static, self.static_sha256 = [], []
         for entry in self.models:
             try:
                 model = open_model(entry if not Path(entry).exists() else Path(entry),
@@ -97,6 +102,7 @@ class EnsembleAT(AdversarialTraining):
             except RobustbenchError as exc:
                 raise DefenseError(f"--defense {self.name}: cannot use the static model "
                                    f"{entry!r}: {exc}") from None
+            self.static_sha256.append(model.sha256)
             module = model.module.eval()
             for parameter in module.parameters():
                 parameter.requires_grad_(False)

@@ -6,12 +6,14 @@ defense such as ``pgd-at``."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
 from robustbench_lite.defenses.base import Defense, DefenseContext, TrainingStep
 from robustbench_lite.defenses.checking import check_number, check_steps
 from robustbench_lite.errors import DefenseError, RobustbenchError
+from robustbench_lite.models.robust_model import file_sha256
 from robustbench_lite.semantic.generator import StyleGenerator
 from robustbench_lite.semantic.loading import DEFAULT_GENERATOR, load_generator
 from robustbench_lite.semantic.mixing import random_mix, worst_mix
@@ -34,6 +36,12 @@ class _StyleMixing(Defense):
                                    "a number > 0")
         self._set_params(generator=generator, radius=self.radius, **params)
         self.styles: StyleGenerator | None = None
+
+    def fingerprint(self) -> str:
+        """The parameters and, when ``generator`` names a file, its sha256."""
+        spec = self.generator_spec
+        path = Path(spec.partition(":")[2] if ":" in spec and not Path(spec).exists() else spec)
+        return f"{self!r} {file_sha256(path) if path.is_file() else ''}"
 
     def prepare(self, context: DefenseContext) -> None:
         try:

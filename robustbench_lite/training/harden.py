@@ -56,7 +56,7 @@ class HardenSettings:
     def fingerprint(self, recipe: Recipe, data: EvalData, start: str) -> str:
         """What decides the run's result; a checkpoint of another run is refused."""
         fields = {**asdict(self), "validation_threat": self.validation_threat.label,
-                  "defenses": [repr(defense) for defense in recipe.defenses],
+                  "defenses": [defense.fingerprint() for defense in recipe.defenses],
                   "data": data.sha256, "start": start}
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()
                               ).hexdigest()
