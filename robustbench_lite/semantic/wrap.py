@@ -7,7 +7,9 @@ Example, with NVIDIA's ``stylegan2-ada-pytorch`` networks (``G.mapping``, ``G.sy
     generator = WrappedStyleGenerator(
         mapping=lambda z: G.mapping(z, None)[:, 0],       # (N, z_dim) -> (N, w_dim)
         synthesis=lambda ws: (G.synthesis(ws) + 1) / 2,  # [-1, 1] -> [0, 1]
-        encoder=my_encoder,              # images -> (N, G.num_ws, w_dim), e.g. an e4e model
+        encoder=my_encoder,              # images -> (N, G.num_ws, w_dim), e.g. an e4e model;
+                                         # or None: latent optimisation (semantic.inversion)
+        features=my_small_classifier,    # for the inversion's feature and mixing terms
         z_dim=G.z_dim, style_dim=G.w_dim, num_layers=G.num_ws,
         coarse_layers=tuple(range(8)), fine_layers=tuple(range(8, G.num_ws)),
         image_shape=(3, G.img_resolution, G.img_resolution),
@@ -24,6 +26,7 @@ from torch import Tensor, nn
 
 from robustbench_lite.errors import GeneratorError
 from robustbench_lite.semantic.generator import StyleGenerator
+from robustbench_lite.semantic.inversion import Features, InversionSettings, invert
 
 
 class WrappedStyleGenerator(StyleGenerator):
@@ -31,8 +34,10 @@ class WrappedStyleGenerator(StyleGenerator):
 
     ``mapping``: ``(N, z_dim) -> (N, style_dim)``; ``synthesis``:
     ``(N, num_layers, style_dim) -> (N, *image_shape)`` in [0, 1] (rescale a [-1, 1] output
-    yourself); ``encoder``: images to ``(N, num_layers, style_dim)``. All must be
-    differentiable in their inputs. ``modules`` (the networks behind the callables) are frozen
+    yourself); ``encoder``: images to ``(N, num_layers, style_dim)``, or None to encode by
+    latent optimisation (`robustbench_lite.semantic.inversion.invert` with ``features`` and
+    ``inversion``, default `InversionSettings()`). All must be differentiable in their
+    inputs. ``modules`` (the networks behind the callables) are frozen
     (``requires_grad_(False)``, ``eval()``) and moved by `to`. Outputs are checked for shape.
     """
 
@@ -40,14 +45,18 @@ class WrappedStyleGenerator(StyleGenerator):
     description = "user-supplied mapping, synthesis and encoder callables"
 
     def __init__(self, *, mapping: Callable[[Tensor], Tensor],
-                 synthesis: Callable[[Tensor], Tensor], encoder: Callable[[Tensor], Tensor],
-                 z_dim: int, style_dim: int, num_layers: int, coarse_layers: Iterable[int],
+                 synthesis: Callable[[Tensor], Tensor],
+                 encoder: Callable[[Tensor], Tensor] | None, z_dim: int, style_dim: int,
+                 num_layers: int, coarse_layers: Iterable[int],
                  fine_layers: Iterable[int], image_shape: tuple[int, int, int],
                  modules: Iterable[nn.Module] = (),
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", features: Features | None = None,
+                 inversion: InversionSettings | None = None) -> None:
         self._mapping = mapping
         self._synthesis = synthesis
         self._encoder = encoder
+        self._features = features
+        self._inversion = inversion or InversionSettings()
         self.z_dim = z_dim
         self.style_dim = style_dim
         self.num_layers = num_layers
@@ -76,6 +85,8 @@ class WrappedStyleGenerator(StyleGenerator):
         return self._checked("synthesis", self._synthesis(styles), self.image_shape)
 
     def encode(self, x: Tensor) -> Tensor:
+        if self._encoder is None:
+            return invert(self, x, self._features, self._inversion)
         return self._checked("encoder", self._encoder(x), (self.num_layers, self.style_dim))
 
     def to(self, device: torch.device | str) -> WrappedStyleGenerator:
