@@ -140,9 +140,11 @@ def test_advmix_attack_parameters_and_shape_errors() -> None:
                    ThreatModel(Norm.SEMANTIC, 1.0), torch.Generator())
 
 
-def toy_model() -> RobustModel:
-    return RobustModel(module=BrightestChannel(), input_shape=(3, 2, 2), num_classes=3,
-                       name="brightest channel", sha256="0" * 64,
+def as_model(module: nn.Module, input_shape: tuple[int, int, int] = (3, 8, 8),
+             num_classes: int = 10) -> RobustModel:
+    """``module`` as the host sees an audited model."""
+    return RobustModel(module=module, input_shape=input_shape, num_classes=num_classes,
+                       name=type(module).__name__, sha256="0" * 64,
                        load_info=LoadInfo(format="test"))
 
 
@@ -151,7 +153,7 @@ def test_audit_has_a_semantic_cell_and_semantic_examples(catalogue: Catalogue) -
     data = make_eval_data(x, y, None, name="toy", family="colour-digits")
     attack = AdvMixAttack(steps=5).use_generator(ToyGenerator())
     threat = ThreatModel(Norm.SEMANTIC, 2.0)
-    result = run_audit(toy_model(), data, [attack], [threat],
+    result = run_audit(as_model(BrightestChannel(), (3, 2, 2), 3), data, [attack], [threat],
                        AuditSettings(show_progress=False, examples=3), [],
                        checks=[cls() for cls in catalogue.checks.values()])
     (cell,) = result.cells
@@ -216,8 +218,7 @@ def test_advmix_contract_on_colour_digits_with_the_bundled_generator(
     data = load_dataset("colour-digits", catalogue)
     with deterministic_torch(0):
         module = DigitsCNN(in_channels=3)
-    model = RobustModel(module=module, input_shape=(3, 8, 8), num_classes=10, name="random",
-                        sha256="0" * 64, load_info=LoadInfo(format="test"))
+    model = as_model(module)
     attack = build_attack("advmix:steps=3,restarts=1", catalogue)
     threat = ThreatModel(Norm.SEMANTIC, 2.0)
     x, y = data.x[:257], data.y[:257]
@@ -230,12 +231,20 @@ def test_advmix_contract_on_colour_digits_with_the_bundled_generator(
     assert torch.equal(again.x_adv, outcome.x_adv)
 
 
-def test_mixing_fingerprint_hashes_a_generator_file(tmp_path: Path) -> None:
+def test_mixing_fingerprint_hashes_a_generator_file(tmp_path: Path,
+                                                   catalogue: Catalogue) -> None:
     copy = tmp_path / "generator.safetensors"
     shutil.copyfile(DEFAULT_WEIGHTS, copy)
-    assert file_sha256(copy) in RandMix(generator=str(copy)).fingerprint()
-    assert file_sha256(copy) in AdvMix(generator=f"colour-digits:{copy}").fingerprint()
-    assert RandMix().fingerprint().strip() == repr(RandMix())
+    context = DefenseContext(catalogue, load_dataset("colour-digits", catalogue, "train"),
+                             torch.device("cpu"))
+
+    def prepared(defense: RandMix) -> RandMix:
+        defense.prepare(context)
+        return defense
+
+    assert file_sha256(copy) in prepared(RandMix(generator=str(copy))).fingerprint()
+    assert file_sha256(copy) in prepared(AdvMix(generator=f"colour-digits:{copy}")).fingerprint()
+    assert prepared(RandMix()).fingerprint().strip() == repr(RandMix())
 
 
 @pytest.mark.slow
@@ -250,7 +259,7 @@ def test_advmix_beats_random_search_with_the_same_budget(catalogue: Catalogue) -
     threat = ThreatModel(Norm.SEMANTIC, 2.0)
 
     def accuracy_under(spec: str) -> float:
-        outcome = attack_batch(build_attack(spec, catalogue), colour_model(module), test.x,
+        outcome = attack_batch(build_attack(spec, catalogue), as_model(module), test.x,
                                test.y, threat, seed=0)
         return float((outcome.predicted == test.y).float().mean())
 
@@ -258,8 +267,3 @@ def test_advmix_beats_random_search_with_the_same_budget(catalogue: Catalogue) -
     random = accuracy_under("advmix:steps=0,restarts=63")
     print(f"advmix {ascent:.3f}, random search {random:.3f}")
     assert ascent < random - 0.1
-
-
-def colour_model(module: nn.Module) -> RobustModel:
-    return RobustModel(module=module, input_shape=(3, 8, 8), num_classes=10, name="randmix",
-                       sha256="0" * 64, load_info=LoadInfo(format="test"))

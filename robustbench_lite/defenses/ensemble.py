@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -97,8 +96,8 @@ class EnsembleAT(AdversarialTraining):
         self.static, self.static_sha256 = [], []
         for entry in self.models:
             try:
-                model = open_model(entry if not Path(entry).exists() else Path(entry),
-                                   context.data, context.catalogue, device=context.device)
+                model = open_model(entry, context.data, context.catalogue,
+                                   device=context.device)
             except RobustbenchError as exc:
                 raise DefenseError(f"--defense {self.name}: cannot use the static model "
                                    f"{entry!r}: {exc}") from None

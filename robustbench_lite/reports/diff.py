@@ -140,15 +140,16 @@ def render_diff_html(before: AuditResult, after: AuditResult,
              "before": format_accuracy(row.before), "after": format_accuracy(row.after),
              "change": format_change(row.change), "change_class": change_class(row.change)}
             for row in table.itertuples(index=False)]
-    kinds = list(table["kind"])
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for row, kind in zip(rows, table["kind"], strict=True):
+        by_kind.setdefault(kind, []).append(row)
     context: dict[str, Any] = {
         "before": before,
         "after": after,
         "clean": rows[0],
-        "robust_rows": [row for row, kind in zip(rows, kinds, strict=True) if kind == "robust"],
-        "certified_rows": [row for row, kind in zip(rows, kinds, strict=True)
-                           if kind == "certified"],
-        "cell_rows": [row for row, kind in zip(rows, kinds, strict=True) if kind == "cell"],
+        "robust_rows": by_kind.get("robust", []),
+        "certified_rows": by_kind.get("certified", []),
+        "cell_rows": by_kind.get("cell", []),
     }
     with template_errors():
         return environment(template_dirs).get_template(TEMPLATE).render(**context)

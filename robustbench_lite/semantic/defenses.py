@@ -6,7 +6,6 @@ defense such as ``pgd-at``."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 
@@ -14,9 +13,11 @@ from robustbench_lite.defenses.base import Defense, DefenseContext, TrainingStep
 from robustbench_lite.defenses.checking import check_number, check_steps
 from robustbench_lite.errors import DefenseError, RobustbenchError
 from robustbench_lite.models.robust_model import file_sha256
+from robustbench_lite.semantic.attack import AdvMixAttack
 from robustbench_lite.semantic.generator import StyleGenerator
-from robustbench_lite.semantic.loading import DEFAULT_GENERATOR, load_generator
-from robustbench_lite.semantic.mixing import random_mix, worst_mix
+from robustbench_lite.semantic.loading import DEFAULT_GENERATOR, resolve_generator
+from robustbench_lite.semantic.mixing import random_mix
+from robustbench_lite.threat import Norm, ThreatModel
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +37,17 @@ class _StyleMixing(Defense):
                                    "a number > 0")
         self._set_params(generator=generator, radius=self.radius, **params)
         self.styles: StyleGenerator | None = None
+        self.generator_sha256 = ""
 
     def fingerprint(self) -> str:
-        """The parameters and, when ``generator`` names a file, its sha256."""
-        spec = self.generator_spec
-        path = Path(spec.partition(":")[2] if ":" in spec and not Path(spec).exists() else spec)
-        return f"{self!r} {file_sha256(path) if path.is_file() else ''}"
+        """The parameters and, when ``generator`` names a file, its sha256 (read by
+        `prepare`)."""
+        return f"{self!r} {self.generator_sha256}"
 
     def prepare(self, context: DefenseContext) -> None:
         try:
-            styles = load_generator(self.generator_spec, context.catalogue)
+            cls, path = resolve_generator(self.generator_spec, context.catalogue)
+            styles = cls.load(path)
         except RobustbenchError as exc:
             raise DefenseError(f"--defense {self.name}: {exc}") from None
         shape = tuple(context.data.x.shape[1:])
@@ -54,6 +56,7 @@ class _StyleMixing(Defense):
                                f"{styles.image_shape} images but the training data is {shape}; "
                                f"give one trained on this data ({self.name}:generator=FILE)")
         self.styles = styles.to(context.device)
+        self.generator_sha256 = file_sha256(path) if path is not None else ""
         logger.info("%s with generator %s", self.name, styles.name)
 
     def _generator(self) -> StyleGenerator:
@@ -116,6 +119,7 @@ class AdvMix(_StyleMixing):
         self._init_mixing(generator, radius, steps=self.steps, restarts=self.restarts)
 
     def perturb(self, step: TrainingStep) -> torch.Tensor:
-        return worst_mix(self._generator(), step.model, step.x, step.y, self.radius,
-                         self.steps, self.restarts, 2.5 * self.radius / self.steps,
-                         step.generator)
+        attack = AdvMixAttack(steps=self.steps, restarts=self.restarts)
+        return attack.use_generator(self._generator()).run(
+            step.model, step.x, step.y, ThreatModel(Norm.SEMANTIC, self.radius),
+            step.generator)

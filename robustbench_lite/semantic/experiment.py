@@ -33,6 +33,8 @@ from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import load_dataset
 from robustbench_lite.defenses.adversarial import PGDAT
 from robustbench_lite.defenses.base import Defense, DefenseContext, Recipe, compose
+from robustbench_lite.engine.execute import attack_batch
+from robustbench_lite.models.robust_model import LoadInfo, RobustModel
 from robustbench_lite.models.zoo.digits_cnn import DigitsCNN
 from robustbench_lite.semantic.attack import AdvMixAttack
 from robustbench_lite.semantic.defenses import AdvMix, RandMix
@@ -76,15 +78,11 @@ def _defenses(method: str, settings: ExperimentSettings, generator: str) -> list
     return [AdvMix(generator=generator, radius=settings.radius)]
 
 
-def _robust_accuracy(module: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     attack: Attack, threat: ThreatModel, seed: int) -> float:
-    correct = 0
-    for start in range(0, len(x), 128):
-        xb, yb = x[start:start + 128], y[start:start + 128]
-        x_adv = attack.run(module, xb, yb, threat, torch.Generator().manual_seed(seed))
-        with torch.no_grad():
-            correct += int((module(x_adv).argmax(1) == yb).sum())
-    return correct / max(len(x), 1)
+def _robust_accuracy(model: RobustModel, data: EvalData, attack: Attack,
+                     threat: ThreatModel, seed: int) -> float:
+    """Accuracy under ``attack``, through the host's checks (`attack_batch`)."""
+    outcome = attack_batch(attack, model, data.x, data.y, threat, seed)
+    return float((outcome.predicted == data.y).float().mean())
 
 
 def train_method(method: str, train: EvalData, settings: ExperimentSettings,
@@ -118,13 +116,16 @@ def run_experiment(settings: ExperimentSettings, catalogue: Catalogue,
     rows = []
     for method in methods:
         module, seconds = train_method(method, train, settings, catalogue, generator)
+        model = RobustModel(module=module, input_shape=test.input_shape,
+                            num_classes=test.num_classes, name=method, sha256="",
+                            load_info=LoadInfo(format="trained in memory"))
         row = {
             "method": method,
             "shifted_test_accuracy": accuracy(module, test),
             "semantic_attack_accuracy": _robust_accuracy(
-                module, test.x, test.y, semantic, ThreatModel(Norm.SEMANTIC, settings.radius),
+                model, test, semantic, ThreatModel(Norm.SEMANTIC, settings.radius),
                 settings.seed),
-            "linf_pgd_accuracy": _robust_accuracy(module, test.x, test.y, PGD(steps=20),
+            "linf_pgd_accuracy": _robust_accuracy(model, test, PGD(steps=20),
                                                   ThreatModel(Norm.LINF, 0.1), settings.seed),
             "train_seconds": seconds,
         }

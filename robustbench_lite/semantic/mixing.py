@@ -61,11 +61,10 @@ def worst_mix(generator: StyleGenerator, model: LogitsFn, x: torch.Tensor, y: to
     best_loss = torch.full((len(x),), -float("inf"), device=x.device)
     fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
 
-    def consider(images: torch.Tensor) -> None:
-        with torch.no_grad():
-            logits = model(images)
-            loss = functional.cross_entropy(logits, labels, reduction="none")
-            wrong = logits.argmax(1) != labels
+    def consider(images: torch.Tensor, logits: torch.Tensor) -> None:
+        """Keep, per sample, the first misclassified mix or the highest-loss one."""
+        loss = functional.cross_entropy(logits, labels, reduction="none")
+        wrong = logits.argmax(1) != labels
         better = ~fooled & (wrong | (loss > best_loss))
         best[better] = images[better]
         best_loss[better] = loss[better]
@@ -77,12 +76,14 @@ def worst_mix(generator: StyleGenerator, model: LogitsFn, x: torch.Tensor, y: to
             with torch.enable_grad():
                 z.requires_grad_(True)
                 images = synthesise_mix(generator, coarse, z).to(x.device, x.dtype)
-                loss = functional.cross_entropy(model(images), labels, reduction="sum")
+                logits = model(images)
+                loss = functional.cross_entropy(logits, labels, reduction="sum")
                 (grad,) = torch.autograd.grad(loss, z)
-            consider(images.detach())
+            consider(images.detach(), logits.detach())
             z = (z.detach() + step_size * grad.sign()).clamp(-radius, radius)
         with torch.no_grad():
-            consider(synthesise_mix(generator, coarse, z).to(x.device, x.dtype))
+            images = synthesise_mix(generator, coarse, z).to(x.device, x.dtype)
+            consider(images, model(images))
         if bool(fooled.all()):
             break
     return best
