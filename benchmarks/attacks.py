@@ -30,6 +30,7 @@ from robustbench_lite.models.loading import load_model
 from robustbench_lite.models.robust_model import LoadInfo, RobustModel
 from robustbench_lite.models.zoo.preact_resnet import PreActResNet18
 from robustbench_lite.plugin_host import get_plugin_manager
+from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.threat import Norm, ThreatModel
 
 REL_STEP = 0.25
@@ -81,7 +82,8 @@ def bare_loop(case: Case, steps: int) -> torch.Tensor:
 def ours(case: Case, steps: int, early_stop: bool) -> torch.Tensor:
     attack = PGD(steps=steps, rel_step_size=REL_STEP, early_stop=early_stop)
     generator = torch.Generator(device=case.x.device).manual_seed(0)
-    return attack.run(case.model, case.x, case.y, ThreatModel(Norm.LINF, case.eps), generator)
+    return attack.run(case.model, case.x, Misclassification(case.y),
+                      ThreatModel(Norm.LINF, case.eps), generator)
 
 
 def art_pgd(case: Case, steps: int) -> torch.Tensor:

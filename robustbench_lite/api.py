@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,8 @@ from robustbench_lite.checks.base import Check
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import DEFAULT_DATASET, load_dataset
 from robustbench_lite.engine.audit import AuditSettings, run_audit
-from robustbench_lite.engine.certificate import certificate
 from robustbench_lite.engine.store import ResultStore
-from robustbench_lite.engine.surrogate import train_surrogate
-from robustbench_lite.engine.transfer import transfer_table
+from robustbench_lite.engine.transfer import TransferPlan
 from robustbench_lite.errors import ModelLoadError
 from robustbench_lite.matrix.core import ThreatMatrix
 from robustbench_lite.matrix.resolve import resolve_matrix
@@ -36,13 +34,15 @@ from robustbench_lite.models.loading import check_model_on_data, load_model
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.plugin_host import PluginManager, default_plugin_manager
 from robustbench_lite.results import AuditResult
-from robustbench_lite.threat import Norm, ThreatModel, parse_threat_spec
+from robustbench_lite.tasks.base import Task
+from robustbench_lite.threat import ThreatModel, parse_threat_spec
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "digits-cnn"
 DEFAULT_MATRIX = "standard"
 DEFAULT_TRANSFER_ATTACK = "pgd:steps=20"
+DEFAULT_TASK = "classification"
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,9 @@ def data_spec_for(spec: str | None, model: str | Path | None, catalogue: Catalog
 
 def open_model(model: str | Path | None, data: EvalData, catalogue: Catalogue,
                options: ModelOptions = ModelOptions(),
-               device: torch.device | str = "cpu") -> RobustModel:
+               device: torch.device | str = "cpu", task: Task | None = None) -> RobustModel:
     """Load a model file or a bundled model name (None: the default model), check it
-    against ``data`` and move it to ``device``."""
+    against ``data`` and ``task`` (default: classification) and move it to ``device``."""
     bundled = bundled_architecture(model, catalogue)
     arch: str | None
     name: str | None
@@ -100,7 +100,9 @@ def open_model(model: str | Path | None, data: EvalData, catalogue: Catalogue,
                         mean=options.mean, std=options.std, name=name,
                         num_classes=data.num_classes, format_name=options.format_name)
     loaded.to(device)
-    check_model_on_data(loaded, data)
+    check_model_on_data(loaded, data, task)
+    if task is not None:
+        loaded.task = task.name
     return loaded
 
 
@@ -114,9 +116,8 @@ class AuditJob:
     split: str
     matrix: ThreatMatrix
     attacks: list[Attack]
-    compare: list[RobustModel]
-    transfer: bool
-    transfer_attack: Attack
+    task: Task
+    transfer: TransferPlan | None
     settings: AuditSettings
     plugins: list[dict[str, str | None]]
     store: Path | None
@@ -134,13 +135,14 @@ def prepare(model: RobustModel | str | Path | None = None,
             batch_size: int = 128, device: torch.device | str | None = None,
             fast: bool = False, shard_size: int | None = None, store: Path | None = None,
             split: str = "test", n_samples: int | None = None, examples: int = 6,
-            checks: bool = True,
+            checks: bool = True, task: str = DEFAULT_TASK,
             show_progress: bool = False, command: str = "",
             manager: PluginManager | None = None) -> AuditJob:
     """Load and check the model, data, matrix and attacks (cheap checks first, so a typo
     fails before any data is read); see `audit` for the arguments."""
     manager = manager or default_plugin_manager()
     catalogue = catalogue_for(manager)
+    judge = catalogue.tasks.get(task)()
     for spec in (*attacks, transfer_attack):
         build_attack(spec, catalogue)
     parsed_threats = [t for item in threats
@@ -157,9 +159,10 @@ def prepare(model: RobustModel | str | Path | None = None,
         matrix, catalogue, eval_data.family)
     plan = base.with_overrides(attacks=attacks, threats=parsed_threats)
     robust_model = model if isinstance(model, RobustModel) else open_model(
-        model, eval_data, catalogue, options, target)
+        model, eval_data, catalogue, options, target, judge)
     others = [other if isinstance(other, RobustModel)
-              else open_model(other, eval_data, catalogue, options, target) for other in compare]
+              else open_model(other, eval_data, catalogue, options, target, judge)
+              for other in compare]
     seen = {robust_model.name}
     for index, other in enumerate(others, start=2):
         if other.name in seen:  # transfer rows are keyed by display name
@@ -168,11 +171,16 @@ def prepare(model: RobustModel | str | Path | None = None,
     settings = AuditSettings(seed=seed, batch_size=batch_size, show_progress=show_progress,
                              command=command, fast=fast, shard_size=shard_size,
                              examples=examples, matrix={"name": plan.name, "version": plan.version})
+    held_out = None
+    if data_spec is not None:
+        held_out_split = "train" if split == "test" else "test"
+        held_out = _loader(str(data_spec), catalogue, held_out_split)
+    plan_transfer = TransferPlan(build_attack(transfer_attack, catalogue), others,
+                                 held_out) if transfer else None
     return AuditJob(
         model=robust_model, data=eval_data, data_spec=data_spec, split=split, matrix=plan,
-        attacks=[build_attack(spec, catalogue) for spec in plan.attacks], compare=others,
-        transfer=transfer, transfer_attack=build_attack(transfer_attack, catalogue),
-        settings=settings,
+        attacks=[build_attack(spec, catalogue) for spec in plan.attacks], task=judge,
+        transfer=plan_transfer, settings=settings,
         plugins=[{"name": info.name, "version": info.version}
                  for info in manager.plugin_infos()],
         store=store, catalogue=catalogue,
@@ -182,32 +190,16 @@ def prepare(model: RobustModel | str | Path | None = None,
 
 
 def run_job(job: AuditJob) -> AuditResult:
-    """Run the checks' probes, the attacks (through the result store, if any), the transfer
-    table, then the checks that read the finished audit."""
+    """Run the audit's stages (`robustbench_lite.engine.audit`), through the result store if
+    the job has one."""
     result_store = ResultStore(job.store) if job.store is not None else None
     try:
         return run_audit(job.model, job.data, job.attacks, job.matrix.threats, job.settings,
-                         job.plugins, store=result_store, checks=job.checks,
-                         extend=lambda result: _extend(job, result))
+                         job.plugins, task=job.task, store=result_store, checks=job.checks,
+                         transfer=job.transfer, certify=True)
     finally:
         if result_store is not None:
             result_store.close()
-
-
-def _extend(job: AuditJob, result: AuditResult) -> None:
-    """The parts beyond the attack grid: the Lipschitz certificate, the transfer table."""
-    result.certificate = certificate(job.model, job.data, [
-        threat.eps for threat in job.matrix.threats if threat.norm is Norm.L2])
-    if not job.transfer:
-        return
-    models = [job.model, *job.compare]
-    if len(models) == 1:
-        models.append(_surrogate(job.model, job.data, job.data_spec, job.catalogue,
-                                 job.split, job.settings.seed))
-    rows = transfer_table(models, job.data, job.matrix.threats, job.transfer_attack,
-                          job.settings.seed, job.settings.batch_size,
-                          show_progress=job.settings.show_progress)
-    result.transfer = [dict(vars(row)) for row in rows]
 
 
 def audit(model: RobustModel | str | Path | None = None, data: EvalData | str | None = None,
@@ -224,18 +216,12 @@ def audit(model: RobustModel | str | Path | None = None, data: EvalData | str | 
     ``seed``, ``batch_size``, ``device``, ``fast`` (cascade mode), ``shard_size``,
     ``store`` (SQLite result store path; None: none), ``split``, ``n_samples``,
     ``examples`` (example images to capture), ``checks`` (run the registered sanity checks;
-    their adaptive fallbacks add ``NAME+TAG`` attacks), ``show_progress``.
+    their adaptive fallbacks add ``NAME+TAG`` attacks), ``task`` (the registered task that
+    judges the model: ``classification`` by default), ``show_progress``.
     """
     return run_job(prepare(model, data, **kwargs))
 
 
-def _surrogate(model: RobustModel, data: EvalData, data_spec: str | None,
-               catalogue: Catalogue, split: str, seed: int) -> RobustModel:
-    """Distil a surrogate on the split the audit does not evaluate (or, for data with one
-    split or given as tensors, on the evaluation data itself, with a warning)."""
-    held_out_split = "train" if split == "test" else "test"
-    held_out = load_dataset(data_spec, catalogue, held_out_split) if data_spec else data
-    if held_out.sha256 == data.sha256:
-        logger.warning("no held-out split for %s: the surrogate is distilled on the evaluation "
-                       "data itself", data.name)
-    return train_surrogate(model, held_out, seed=seed)
+def _loader(spec: str, catalogue: Catalogue, split: str) -> Callable[[], EvalData]:
+    """Load ``split`` of the dataset ``spec`` when called (the surrogate's held-out data)."""
+    return lambda: load_dataset(spec, catalogue, split)

@@ -1,5 +1,5 @@
 """The catalogue: every architecture, adapter, dataset, attack, threat matrix, check,
-defense, style generator and report section the plugins registered.
+defense, style generator, task and report section the plugins registered.
 
 Built by calling each catalogue hook implementation with a ``register`` callback that checks
 the type and the uniqueness of names, and names the offending plugin in its errors.
@@ -27,6 +27,7 @@ from robustbench_lite.errors import (
     UnknownMatrixError,
     UnknownNameError,
     UnknownReportSectionError,
+    UnknownTaskError,
 )
 from robustbench_lite.matrix.core import MatrixPreset
 from robustbench_lite.models.adapter import ModelAdapter
@@ -34,6 +35,7 @@ from robustbench_lite.models.architecture import Architecture
 from robustbench_lite.plugin_host import PluginManager
 from robustbench_lite.reports.sections import ReportSection
 from robustbench_lite.semantic.generator import StyleGenerator
+from robustbench_lite.tasks.base import Task
 
 T = TypeVar("T")
 
@@ -99,11 +101,18 @@ class Catalogue:
     checks: Registry[type[Check]]
     defenses: Registry[type[Defense]]
     generators: Registry[type[StyleGenerator]]
+    tasks: Registry[type[Task]]
     builtin_plugins: frozenset[str] = frozenset()
 
     def registries(self) -> list[Registry[Any]]:
         return [self.architectures, self.adapters, self.datasets, self.attacks, self.matrices,
-                self.checks, self.defenses, self.generators, self.report_sections]
+                self.checks, self.defenses, self.generators, self.tasks,
+                self.report_sections]
+
+    def report_sections_for(self, task: str) -> list[ReportSection]:
+        """Every registered report section, then those of ``task`` (when registered)."""
+        extra = self.tasks.get(task).report_sections if task in self.tasks.names() else ()
+        return [*self.report_sections.values(), *extra]
 
     def adapters_in_detection_order(self) -> list[type[ModelAdapter]]:
         """Third-party adapters first (so a plugin can take over a format), built-ins last."""
@@ -134,6 +143,8 @@ def build_catalogue(manager: PluginManager) -> Catalogue:
                           _subclass_of(Defense), "a Defense subclass"),
         generators=Registry("generator", "register_generators", UnknownGeneratorError,
                             _subclass_of(StyleGenerator), "a StyleGenerator subclass"),
+        tasks=Registry("task", "register_tasks", UnknownTaskError, _subclass_of(Task),
+                       "a Task subclass"),
         report_sections=Registry("report section", "register_report_sections",
                                  UnknownReportSectionError,
                                  lambda obj: isinstance(obj, ReportSection), "a ReportSection"),

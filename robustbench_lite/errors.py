@@ -1,12 +1,19 @@
 """The library's error hierarchy.
 
 The library raises these; the CLI turns them into one clear line and a non-zero exit code.
-Every message names the problem and, where there is one, the fix.
+Every message names the problem and, where there is one, the fix. Messages name the
+caller's arguments in backquotes (`argument`: ```arch_kwargs```), never as command-line
+flags; the CLI shows them as its flags (``--arch-kwargs``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+
+def argument(name: str) -> str:
+    """How a message names the caller's argument ``name`` (the CLI shows its flag)."""
+    return f"`{name}`"
 
 
 class RobustbenchError(Exception):
@@ -54,6 +61,10 @@ class UnknownCheckError(UnknownNameError):
 
 class UnknownReportSectionError(UnknownNameError):
     kind = "report section"
+
+
+class UnknownTaskError(UnknownNameError):
+    kind = "task"
 
 
 class MatrixError(RobustbenchError):

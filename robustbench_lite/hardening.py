@@ -142,7 +142,7 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
                        before_job.data)
     after = run_job(prepare_audit(hardened, before_job.data,
                                   store=out / "after" / "results.sqlite"))
-    sections = catalogue.report_sections.values()
+    sections = catalogue.report_sections_for(before.task.name)
     paths["before"] = write_outputs(before, out / "before", sections=sections)["report"]
     paths["after"] = write_outputs(after, out / "after", sections=sections)["report"]
     paths["comparison"] = out / "comparison.html"

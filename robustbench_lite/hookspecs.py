@@ -125,6 +125,21 @@ def register_generators(register: Callable[[Any], None]) -> None:
     """
 
 
+@hookspec
+def register_tasks(register: Callable[[Any], None]) -> None:
+    """Register tasks: kinds of model and how the host judges them.
+
+    Call ``register(TaskClass)`` with a subclass of `robustbench_lite.tasks.base.Task`
+    (constructible with no arguments). Its ``name`` is what users pass as ``--task``; it
+    says what the model's output means (``description``), when a sample is correct
+    (``correct``), which `robustbench_lite.tasks.objective.Objective` attacks pursue at a
+    threat model (``objective_type`` and ``objective``), how targets are chosen for targeted
+    threat models (``choose_targets``), how an output reads in the report (``explain``),
+    its ``metrics`` and ``report_sections``. Raise its ``version`` whenever a judgement or
+    objective changes, so stored cells are recomputed.
+    """
+
+
 # ---------------------------------------------------------------- command-line hooks
 
 

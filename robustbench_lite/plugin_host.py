@@ -34,6 +34,7 @@ DEFAULT_PLUGINS = (
     "robustbench_lite.builtin.checks",
     "robustbench_lite.builtin.defenses",
     "robustbench_lite.builtin.generators",
+    "robustbench_lite.builtin.tasks",
 )
 
 

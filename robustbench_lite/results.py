@@ -11,14 +11,20 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite.threat import norm_label
+from robustbench_lite.threat import RANDOM_TARGETS, norm_label, targeted_prefix
 
-SCHEMA_VERSION = 1
+#: Version 2 adds the task, target modes, per-cell objectives and the stage notes.
+SCHEMA_VERSION = 2
+#: Older versions `from_dict` still reads (their missing fields take their defaults).
+READABLE_VERSIONS = (1, 2)
 
 
-def threat_label(norm: str, eps: float, targeted: bool = False) -> str:
-    """A threat model in a table heading: ``Linf 0.1``, ``targeted L2 0.5``."""
-    return f"{'targeted ' if targeted else ''}{norm_label(norm)} {eps:g}"
+def threat_label(norm: str, eps: float, targeted: bool = False,
+                 target_mode: str | None = None) -> str:
+    """A threat model in a table heading: ``Linf 0.1``, ``targeted L2 0.5``,
+    ``targeted(least-likely) Linf 0.2``."""
+    mode = (target_mode or RANDOM_TARGETS) if targeted else None
+    return f"{targeted_prefix(mode)}{norm_label(norm)} {eps:g}"
 
 
 @dataclass
@@ -45,10 +51,14 @@ class DataInfo:
 
 @dataclass
 class CellResult:
-    """One attack at one threat model. ``accuracy`` is None when the cell failed or was
-    skipped (``error``/``skipped`` say why). ``batch_size`` is the smallest batch size in
-    force when its units finished (halved on CUDA out-of-memory); None when every unit was
-    read from the result store."""
+    """One attack at one threat model. ``accuracy`` (share of all samples the task still
+    judges correct under the attack) is None when the cell failed or was skipped
+    (``error``/``skipped`` say why). ``success_rate`` is the share of attacked samples on
+    which the attack reached its objective (targeted: the model predicts the target).
+    ``objective`` names the task's objective; ``target_mode`` how targets were chosen and
+    ``targets_sha256`` which targets they were (targeted cells only). ``batch_size`` is the
+    smallest batch size in force when its units finished (halved on CUDA out-of-memory);
+    None when every unit was read from the result store."""
 
     attack: str
     params: dict[str, Any]
@@ -67,17 +77,47 @@ class CellResult:
     error: str | None = None
     skipped: str | None = None
     batch_size: int | None = None
+    objective: str = "untargeted"
+    target_mode: str | None = None
+    n_attacked: int | None = None
+    targets_sha256: str | None = None
 
 
 @dataclass
 class ThreatSummary:
-    """Worst case at one threat model: per sample, robust only if every attack failed."""
+    """Worst case at one threat model: per sample, robust only if every attack failed.
+    ``success_rate``: share of attacked samples some attack brought to its objective."""
 
     norm: str
     eps: float
     accuracy: float
     attacks: list[str]
     targeted: bool = False
+    target_mode: str | None = None
+    success_rate: float | None = None
+
+
+@dataclass
+class StageNote:
+    """A part of the audit that is missing, and why, in one line. ``stage`` is the part
+    (``transfer``, ``examples``, ``certificate``, ``checks``, ``report``...), ``subject``
+    what it concerns (a threat model, a check's name; empty for the whole stage),
+    ``status`` ``not applicable`` or ``failed``."""
+
+    stage: str
+    subject: str
+    status: str
+    reason: str
+
+
+@dataclass
+class TaskInfo:
+    """The task the audit judged the model by (`robustbench_lite.tasks`)."""
+
+    name: str = "classification"
+    version: int = 1
+    description: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +131,7 @@ class PerClassRow:
     clean_accuracy: float
     robust_accuracy: float
     targeted: bool = False
+    target_mode: str | None = None
 
 
 @dataclass
@@ -170,14 +211,17 @@ class AuditResult:
     gates: list[dict[str, Any]] = field(default_factory=list)
     examples: list[AdversarialExample] = field(default_factory=list)
     certificate: dict[str, Any] = field(default_factory=dict)
+    task: TaskInfo = field(default_factory=TaskInfo)
+    notes: list[StageNote] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``results.json`` object; ``verdict`` is derived (`robustbench_lite.verdict`)
-        and not read back by `from_dict`."""
-        from robustbench_lite.verdict import verdict
+        """The stored fields as plain data, with ``schema_version`` (``results.json`` adds
+        the derived verdict: `robustbench_lite.reports.outputs.results_document`)."""
+        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
 
-        return {"schema_version": SCHEMA_VERSION, **asdict(self),
-                "verdict": asdict(verdict(self))}
+    def note(self, stage: str, subject: str, status: str, reason: str) -> None:
+        """Record that a part of the audit is missing (see `StageNote`)."""
+        self.notes.append(StageNote(stage, subject, status, reason))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> AuditResult:
@@ -197,6 +241,8 @@ class AuditResult:
             gates=list(raw.get("gates", [])),
             examples=[AdversarialExample(**row) for row in raw.get("examples", [])],
             certificate=dict(raw.get("certificate", {})),
+            task=TaskInfo(**raw.get("task", {})),
+            notes=[StageNote(**row) for row in raw.get("notes", [])],
         )
 
     def cells_frame(self) -> pd.DataFrame:
@@ -212,11 +258,11 @@ class AuditResult:
         """Adversarial accuracy: one row per attack, one column per threat model, plus the
         worst-case row."""
         frame = self.cells_frame()
-        frame["threat"] = [threat_label(cell.norm, cell.eps, cell.targeted)
+        frame["threat"] = [threat_label(cell.norm, cell.eps, cell.targeted, cell.target_mode)
                            for cell in self.cells]
         table = frame.pivot_table(index="attack", columns="threat", values="accuracy",
                                   aggfunc="first", sort=False)
-        worst = {threat_label(row.norm, row.eps, row.targeted): row.accuracy
+        worst = {threat_label(row.norm, row.eps, row.targeted, row.target_mode): row.accuracy
                  for row in self.robust_accuracy}
         table.loc["worst case"] = pd.Series(worst)
         return table

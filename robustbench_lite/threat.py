@@ -61,7 +61,50 @@ def norm_label(norm: str) -> str:
     return _NORM_LABELS.get(norm, norm)
 
 
-@dataclass(frozen=True)
+#: Target modes of a targeted threat model: a uniformly drawn wrong class (the default), the
+#: most likely wrong class on the clean input, the least likely class, or a fixed class
+#: (its index, as text: ``"3"``).
+RANDOM_TARGETS = "random"
+TARGET_MODES = (RANDOM_TARGETS, "next-likely", "least-likely")
+
+
+def parse_target_mode(value: object) -> str:
+    """``random``, ``next-likely``, ``least-likely`` or a class index (int or digits) as
+    text; ThreatModelError for anything else."""
+    if isinstance(value, bool):
+        raise ThreatModelError(f"target mode {value!r} is not valid; choose one of: "
+                               f"{', '.join(TARGET_MODES)}, or a class index")
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace("_", "-")
+    else:
+        raise ThreatModelError(f"target mode must be text or a class index, got "
+                               f"{type(value).__name__}")
+    if text in TARGET_MODES:
+        return text
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return str(int(text))
+    raise ThreatModelError(f"unknown target mode {value!r}; choose one of: "
+                           f"{', '.join(TARGET_MODES)}, or a class index such as 3")
+
+
+def fixed_target(mode: str) -> int | None:
+    """The class of a fixed-class target mode, else None."""
+    return int(mode) if mode.isdigit() else None
+
+
+def targeted_prefix(target_mode: str | None) -> str:
+    """``""`` (untargeted), ``"targeted "`` (random targets) or ``"targeted(MODE) "``."""
+    if target_mode is None:
+        return ""
+    if target_mode == RANDOM_TARGETS:
+        return "targeted "
+    shown = f"class {target_mode}" if fixed_target(target_mode) is not None else target_mode
+    return f"targeted({shown}) "
+
+
+@dataclass(frozen=True, repr=False)
 class ThreatModel:
     """A norm ball of radius ``eps`` inside the pixel box ``[lower, upper]``.
 
@@ -73,21 +116,36 @@ class ThreatModel:
     targeted: bool = False
     lower: float = 0.0
     upper: float = 1.0
+    #: How the host chooses each sample's target when ``targeted`` (see `TARGET_MODES`).
+    targets: str = RANDOM_TARGETS
 
     def __post_init__(self) -> None:
         if not isinstance(self.norm, Norm):
             object.__setattr__(self, "norm", Norm.parse(str(self.norm)))
+        object.__setattr__(self, "targets", parse_target_mode(self.targets)
+                           if self.targeted else RANDOM_TARGETS)
         if not math.isfinite(self.eps) or self.eps < 0:
             raise ThreatModelError(f"eps must be a finite number >= 0, got {self.eps}")
         if not self.lower < self.upper:
             raise ThreatModelError(f"pixel bounds must satisfy lower < upper, got "
                                    f"[{self.lower}, {self.upper}]")
 
+    def __repr__(self) -> str:
+        # Seeds derive from this text (`batch_seed`): it names ``targets`` only when targeted,
+        # so untargeted threat models keep the seeds (and numbers) they had before targets.
+        targets = f", targets={self.targets!r}" if self.targeted else ""
+        return (f"ThreatModel(norm={self.norm!r}, eps={self.eps!r}, targeted={self.targeted!r}, "
+                f"lower={self.lower!r}, upper={self.upper!r}{targets})")
+
+    @property
+    def target_mode(self) -> str | None:
+        """The target mode of a targeted threat model; None when untargeted."""
+        return self.targets if self.targeted else None
+
     @property
     def label(self) -> str:
-        """Short readable form, e.g. ``linf eps=0.1``."""
-        prefix = "targeted " if self.targeted else ""
-        return f"{prefix}{self.norm.value} eps={self.eps:g}"
+        """Short readable form, e.g. ``linf eps=0.1``, ``targeted(least-likely) linf eps=0.1``."""
+        return f"{targeted_prefix(self.target_mode)}{self.norm.value} eps={self.eps:g}"
 
     def distances(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Per-sample perturbation size in this threat model's norm (zeros for the semantic
@@ -165,19 +223,29 @@ def parse_eps(text: str) -> float:
 
 
 def parse_threat_spec(spec: str, *, allow_zero: bool = False) -> list[ThreatModel]:
-    """Parse ``NORM:EPS[,EPS...]`` (e.g. ``linf:0.1,8/255``) into threat models.
+    """Parse ``NORM:EPS[,EPS...][:targeted[=MODE]]`` (e.g. ``linf:0.1,8/255``,
+    ``linf:0.2:targeted=least-likely``) into threat models.
 
     User-facing: eps must be strictly positive unless ``allow_zero``.
     """
-    norm_text, sep, eps_text = spec.partition(":")
+    norm_text, sep, rest = spec.partition(":")
+    eps_text, _, goal = rest.partition(":")
     if not sep or not eps_text.strip():
-        raise ThreatModelError(f"threat {spec!r} must look like NORM:EPS[,EPS...], "
-                               "e.g. linf:0.1,8/255 or l2:1.0")
+        raise ThreatModelError(f"threat {spec!r} must look like NORM:EPS[,EPS...][:targeted"
+                               "[=MODE]], e.g. linf:0.1,8/255 or l2:1.0:targeted")
+    targeted, mode = False, RANDOM_TARGETS
+    if goal.strip():
+        word, has_mode, mode_text = goal.partition("=")
+        if word.strip().lower() != "targeted" or (has_mode and not mode_text.strip()):
+            raise ThreatModelError(f"threat {spec!r}: after the eps write 'targeted' or "
+                                   f"'targeted=MODE' (MODE one of {', '.join(TARGET_MODES)}, "
+                                   "or a class index)")
+        targeted, mode = True, mode_text if has_mode else RANDOM_TARGETS
     norm = Norm.parse(norm_text)
     threats = []
     for part in eps_text.split(","):
         eps = parse_eps(part)
         if eps < 0 or (eps == 0 and not allow_zero):
             raise ThreatModelError(f"eps must be greater than 0, got {part.strip()} in {spec!r}")
-        threats.append(ThreatModel(norm, eps))
+        threats.append(ThreatModel(norm, eps, targeted=targeted, targets=mode))
     return threats

@@ -29,6 +29,8 @@ class HeadlineThreat:
     strongest_attack: str | None
     strongest_broke: float | None
     targeted: bool = False
+    target_mode: str | None = None
+    success_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,8 @@ class Verdict:
     gate_messages: list[str]
 
 
-def strongest_attack(result: AuditResult, norm: str, eps: float, targeted: bool = False
-                     ) -> tuple[str | None, float | None]:
+def strongest_attack(result: AuditResult, norm: str, eps: float, targeted: bool = False,
+                     target_mode: str | None = None) -> tuple[str | None, float | None]:
     """The attack that broke the most samples at the threat model (norm, eps, targeted) and
     the share it broke; ties go to the earlier attack. In cascade mode each cell's accuracy
     already counts the earlier attacks, so an attack's share is the drop from the previous
@@ -53,8 +55,8 @@ def strongest_attack(result: AuditResult, norm: str, eps: float, targeted: bool 
     best: tuple[str | None, float | None] = (None, None)
     previous = result.clean_accuracy
     for cell in result.cells:
-        if (cell.norm, cell.eps, cell.targeted) != (norm, eps, targeted) \
-                or cell.accuracy is None:
+        if (cell.norm, cell.eps, cell.targeted, cell.target_mode) != (
+                norm, eps, targeted, target_mode) or cell.accuracy is None:
             continue
         broke = previous - cell.accuracy
         if result.mode != "full":
@@ -72,10 +74,11 @@ def verdict(result: AuditResult) -> Verdict:
     threats = []
     for index in chosen:
         row = rows[index]
-        attack, broke = strongest_attack(result, row.norm, row.eps, row.targeted)
+        attack, broke = strongest_attack(result, row.norm, row.eps, row.targeted,
+                                         row.target_mode)
         standard = is_standard_eps(result.data.family, row.norm, row.eps)
         threats.append(HeadlineThreat(row.norm, row.eps, standard, row.accuracy, attack,
-                                      broke, row.targeted))
+                                      broke, row.targeted, row.target_mode, row.success_rate))
     counts = {status: sum(check.status == status for check in result.checks)
               for status in CHECK_STATUSES}
     worst = [status for status in CHECK_STATUSES if counts[status]]

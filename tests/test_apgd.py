@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 
 from robustbench_lite.attacks.apgd import APGDCE, APGDDLR, APGDT
 from robustbench_lite.attacks.base import Attack
-from robustbench_lite.attacks.losses import dlr_loss, targeted_dlr_loss
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import attack_batch
 from robustbench_lite.errors import AttackError
+from robustbench_lite.host.attack import attack_batch
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.classification.losses import dlr_loss, targeted_dlr_loss
+from robustbench_lite.tasks.classification.objectives import (
+    CLASS_ROUNDS,
+    DLR,
+    Misclassification,
+    TargetedMisclassification,
+)
+from robustbench_lite.tasks.objective import Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -31,7 +40,8 @@ def digits_128(digits_test: EvalData) -> Batch:
 def test_output_inside_threat_model(attack: Attack, threat: ThreatModel,
                                     default_model: RobustModel, tiny_batch: Batch) -> None:
     x, y = tiny_batch
-    x_adv = attack.run(default_model, x, y, threat, torch.Generator().manual_seed(0))
+    x_adv = attack.run(default_model, x, Misclassification(y), threat,
+                       torch.Generator().manual_seed(0))
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
     assert bool(threat.contains(x_adv, x).all())
     assert bool((default_model.predict(x_adv) != y).any())
@@ -42,7 +52,7 @@ def fooled(attack: Attack, model: RobustModel, batch: Batch, threat: ThreatModel
     x, y = batch
     outcome = attack_batch(attack, model, x, y, threat, seed=seed)
     assert bool(outcome.valid.all())
-    return int((outcome.predicted != y).sum())
+    return int(outcome.success.sum())
 
 
 def test_apgd_ce_at_least_as_strong_as_pgd(default_model: RobustModel,
@@ -69,9 +79,9 @@ def test_targeted_threat_reaches_targets(attack: Attack, default_model: RobustMo
     x, y = tiny_batch
     target = (y + 1) % 10
     threat = ThreatModel(Norm.LINF, 0.3, targeted=True)
-    outcome = attack_batch(attack, default_model, x, target, threat, seed=0)
+    outcome = attack_batch(attack, default_model, x, y, threat, seed=0, targets=target)
     assert bool(outcome.valid.all())
-    assert float((outcome.predicted == target).float().mean()) > 0.8
+    assert float((outcome.outputs.argmax(dim=1) == target).float().mean()) > 0.8
 
 
 @pytest.mark.parametrize("attack", [APGDCE(steps=5), APGDT(steps=3, n_target_classes=2)],
@@ -80,9 +90,10 @@ def test_same_seed_same_batch(attack: Attack, default_model: RobustModel,
                               tiny_batch: Batch) -> None:
     x, y = tiny_batch
     threat = ThreatModel(Norm.LINF, 0.1)
-    first = attack.run(default_model, x, y, threat, torch.Generator().manual_seed(7))
-    again = attack.run(default_model, x, y, threat, torch.Generator().manual_seed(7))
-    other = attack.run(default_model, x, y, threat, torch.Generator().manual_seed(8))
+    goal = Misclassification(y)
+    first = attack.run(default_model, x, goal, threat, torch.Generator().manual_seed(7))
+    again = attack.run(default_model, x, goal, threat, torch.Generator().manual_seed(7))
+    other = attack.run(default_model, x, goal, threat, torch.Generator().manual_seed(8))
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
 
@@ -94,7 +105,7 @@ def test_zero_eps_leaves_images_unchanged(norm: Norm, default_model: RobustModel
     for attack in (APGDCE(steps=3), APGDT(steps=3)):
         outcome = attack_batch(attack, default_model, x, y, ThreatModel(norm, 0.0), 0)
         assert torch.equal(outcome.x_adv, x)
-        assert torch.equal(outcome.predicted, y)
+        assert bool(outcome.correct.all())
 
 
 def test_misclassified_samples_are_returned_unchanged(default_model: RobustModel,
@@ -144,8 +155,53 @@ def test_hyperparameters() -> None:
     assert (APGDCE.name, APGDDLR.name, APGDT.name) == ("apgd-ce", "apgd-dlr", "apgd-t")
     assert APGDT().supports(ThreatModel(Norm.L2, 0.5, targeted=True))
     assert not APGDCE().supports(ThreatModel(Norm.L1, 1.0))
+    assert APGDCE().requires == frozenset()
+    assert APGDDLR().requires == {DLR} and APGDT().requires == {DLR, CLASS_ROUNDS}
+    for attack in (APGDCE(), APGDDLR(), APGDT()):
+        assert attack.serves(Misclassification) and attack.serves(TargetedMisclassification)
     for bad in ({"steps": 0}, {"restarts": 0}, {"rho": 0.0}, {"rho": 1.5}):
         with pytest.raises(AttackError):
             APGDCE(**bad)
     with pytest.raises(AttackError):
         APGDT(n_target_classes=0)
+
+
+@dataclass(frozen=True)
+class _Score(Objective):
+    """A goal on one output unit only: no DLR loss, no class rounds."""
+
+    ids: torch.Tensor
+
+    name = "score"
+
+    def loss(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs[:, 0]
+
+    def success(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs[:, 0] > 0
+
+    def margin(self, outputs: torch.Tensor) -> torch.Tensor:
+        return -outputs[:, 0]
+
+
+def test_dlr_attacks_need_the_dlr_capability() -> None:
+    assert not APGDDLR().serves(_Score) and not APGDT().serves(_Score)
+    assert APGDCE().serves(_Score)
+    assert "dlr" in APGDDLR().unserved_reason(_Score)
+    assert "class-rounds" in APGDT().unserved_reason(_Score)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 1))
+    x = torch.rand(3, 4)
+    with pytest.raises(AttackError, match="DLR"):
+        APGDDLR(steps=2).run(lambda batch: model(batch) - 100, x, _Score(torch.arange(3)),
+                             ThreatModel(Norm.LINF, 0.1), torch.Generator().manual_seed(0))
+
+
+def test_apgd_t_runs_one_round_per_class(default_model: RobustModel, tiny_batch: Batch) -> None:
+    """Untargeted, APGD-T runs toward the most likely other classes in turn; each round
+    only attacks what the earlier ones left, as before the objective API."""
+    x, y = tiny_batch[0][:16], tiny_batch[1][:16]
+    threat = ThreatModel(Norm.LINF, 0.1)
+    one = attack_batch(APGDT(steps=5, n_target_classes=1), default_model, x, y, threat, 0)
+    three = attack_batch(APGDT(steps=5, n_target_classes=3), default_model, x, y, threat, 0)
+    assert int(three.success.sum()) >= int(one.success.sum())
+    assert three.queries > one.queries or bool(one.success.all())

@@ -9,9 +9,13 @@ from robustbench_lite.attacks import FGM, FGSM, PGD
 from robustbench_lite.attacks.spec import build_attack, parse_attack_spec
 from robustbench_lite.catalogue import Catalogue
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import attack_batch
 from robustbench_lite.errors import AttackError, UnknownAttackError
+from robustbench_lite.host.attack import attack_batch
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.classification.objectives import (
+    Misclassification,
+    TargetedMisclassification,
+)
 from robustbench_lite.threat import Norm, ThreatModel
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -22,7 +26,8 @@ def test_attack_output_inside_threat_model(attack: FGSM | PGD, default_model: Ro
                                            tiny_batch: Batch) -> None:
     x, y = tiny_batch
     threat = ThreatModel(Norm.LINF, 0.1)
-    x_adv = attack.run(default_model, x, y, threat, torch.Generator().manual_seed(0))
+    x_adv = attack.run(default_model, x, Misclassification(y), threat,
+                       torch.Generator().manual_seed(0))
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
     assert bool(threat.contains(x_adv, x).all())
 
@@ -30,7 +35,8 @@ def test_attack_output_inside_threat_model(attack: FGSM | PGD, default_model: Ro
 def test_pgd_l2_inside_ball(default_model: RobustModel, tiny_batch: Batch) -> None:
     x, y = tiny_batch
     threat = ThreatModel(Norm.L2, 1.0)
-    x_adv = PGD(steps=5).run(default_model, x, y, threat, torch.Generator().manual_seed(0))
+    x_adv = PGD(steps=5).run(default_model, x, Misclassification(y), threat,
+                             torch.Generator().manual_seed(0))
     assert bool(threat.contains(x_adv, x).all())
     assert (default_model.predict(x_adv) != y).any()
 
@@ -42,7 +48,7 @@ def test_pgd_is_at_least_as_strong_as_fgsm(default_model: RobustModel,
     fooled = {}
     for attack in (FGSM(), PGD(steps=20)):
         outcome = attack_batch(attack, default_model, x, y, threat, seed=1)
-        fooled[attack.name] = int((outcome.predicted != y).sum())
+        fooled[attack.name] = int(outcome.success.sum())
     assert fooled["pgd"] >= fooled["fgsm"] > 0
 
 
@@ -60,21 +66,29 @@ def test_zero_eps_leaves_images_unchanged(default_model: RobustModel, tiny_batch
     x, y = tiny_batch
     outcome = attack_batch(PGD(steps=3), default_model, x, y, ThreatModel(Norm.LINF, 0.0), 0)
     assert torch.equal(outcome.x_adv, x)
-    assert torch.equal(outcome.predicted, y)
+    assert bool(outcome.correct.all())
 
 
 def test_huge_eps_breaks_everything(default_model: RobustModel, tiny_batch: Batch) -> None:
     x, y = tiny_batch
     outcome = attack_batch(PGD(steps=20), default_model, x, y, ThreatModel(Norm.LINF, 1.0), 0)
-    assert not bool((outcome.predicted == y).any())
+    assert not bool(outcome.correct.any())
 
 
 def test_targeted_pgd_reaches_target(default_model: RobustModel, tiny_batch: Batch) -> None:
     x, y = tiny_batch
     target = (y + 1) % 10
     threat = ThreatModel(Norm.LINF, 0.3, targeted=True)
-    outcome = attack_batch(PGD(steps=30), default_model, x, target, threat, seed=0)
-    assert float((outcome.predicted == target).float().mean()) > 0.8
+    outcome = attack_batch(PGD(steps=30), default_model, x, y, threat, seed=0, targets=target)
+    assert float((outcome.outputs.argmax(dim=1) == target).float().mean()) > 0.8
+    assert torch.equal(outcome.success, outcome.outputs.argmax(dim=1) == target)
+
+
+def test_gradient_attacks_serve_both_classification_objectives() -> None:
+    for attack in (FGSM(), FGM(), PGD()):
+        assert attack.requires == frozenset()
+        assert attack.serves(Misclassification)
+        assert attack.serves(TargetedMisclassification)
 
 
 def test_queries_are_counted(default_model: RobustModel, tiny_batch: Batch) -> None:
@@ -94,18 +108,19 @@ def test_early_stop_keeps_the_same_robust_accuracy(norm: Norm, default_model: Ro
     threat = ThreatModel(norm, eps)
     fixed = attack_batch(PGD(steps=10, early_stop=False), default_model, x, y, threat, 3)
     early = attack_batch(PGD(steps=10), default_model, x, y, threat, 3)
-    assert abs(int((fixed.predicted == y).sum()) - int((early.predicted == y).sum())) <= 1
+    assert abs(int(fixed.correct.sum()) - int(early.correct.sum())) <= 1
     assert early.queries < fixed.queries
 
 
 def test_pgd_l1_and_fgm(default_model: RobustModel, tiny_batch: Batch) -> None:
     x, y = tiny_batch
     l1 = ThreatModel(Norm.L1, 4.0)
-    x_l1 = PGD(steps=20).run(default_model, x, y, l1, torch.Generator().manual_seed(0))
+    x_l1 = PGD(steps=20).run(default_model, x, Misclassification(y), l1,
+                             torch.Generator().manual_seed(0))
     assert bool(l1.contains(x_l1, x).all())
     assert (default_model.predict(x_l1) != y).float().mean() > 0.3
     l2 = ThreatModel(Norm.L2, 1.5)
-    x_l2 = FGM().run(default_model, x, y, l2, torch.Generator())
+    x_l2 = FGM().run(default_model, x, Misclassification(y), l2, torch.Generator())
     assert bool(l2.contains(x_l2, x).all())
     assert float(l2.distances(x_l2, x).min()) > 0.5  # a full step, shortened only by the box
     assert (default_model.predict(x_l2) != y).any()

@@ -20,10 +20,14 @@ from robustbench_lite.attacks.spec import build_attack
 from robustbench_lite.catalogue import Catalogue, build_catalogue
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.audit import AuditSettings, run_audit
-from robustbench_lite.engine.execute import attack_batch
 from robustbench_lite.errors import AttackError
+from robustbench_lite.host.attack import attack_batch
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.plugin_host import get_plugin_manager
+from robustbench_lite.tasks.classification.objectives import (
+    Misclassification,
+    TargetedMisclassification,
+)
 from robustbench_lite.threat import Norm, ThreatModel
 
 LINF = ThreatModel(Norm.LINF, 0.1)
@@ -97,22 +101,38 @@ def test_art_params_contradicting_the_threat_fail(default_model: RobustModel, pa
     x, y = eight
     attack = ArtAttack(target="ProjectedGradientDescent", **params)
     with pytest.raises(AttackError, match="use --threat"):
-        attack.run(default_model, x, y, LINF, torch.Generator().manual_seed(0))
+        attack.run(default_model, x, Misclassification(y), LINF,
+                   torch.Generator().manual_seed(0))
     agreeing = ArtAttack(target="ProjectedGradientDescent", eps=0.1, norm="inf", max_iter=1)
     assert agreeing.attack_kwargs(LINF, 8)["eps"] == 0.1
+    assert agreeing.attack_kwargs(LINF, 8, targeted=True)["targeted"] is True
 
 
 def test_norm_and_targeted_support() -> None:
     linf_pgd = FoolboxAttack(target="LinfPGD")
     assert linf_pgd.supports(LINF) and not linf_pgd.supports(L2)
     with pytest.raises(AttackError, match="linf attack"):
-        linf_pgd.run(lambda x: x, torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), L2,
+        linf_pgd.run(lambda x: x, torch.zeros(1, 1),
+                     Misclassification(torch.zeros(1, dtype=torch.long)), L2,
                      torch.Generator())
     assert not FoolboxAttack(target="L0FMNAttack").supports(L2)  # L0: no threat norm
     assert FoolboxAttack(target="InversionAttack").supports(L2)  # takes the threat's distance
-    targeted = ThreatModel(Norm.L2, 1.0, targeted=True)
-    assert ArtAttack(target="ProjectedGradientDescent").supports(targeted)
-    assert not ArtAttack(target="DeepFool").supports(targeted)  # no targeted mode
+    assert linf_pgd.serves(Misclassification) and linf_pgd.serves(TargetedMisclassification)
+    art_pgd = ArtAttack(target="ProjectedGradientDescent")
+    assert art_pgd.serves(Misclassification) and art_pgd.serves(TargetedMisclassification)
+    art_deepfool = ArtAttack(target="DeepFool")
+    assert art_deepfool.serves(Misclassification)
+    assert not art_deepfool.serves(TargetedMisclassification)  # no targeted mode
+    assert "no targeted mode" in art_deepfool.unserved_reason(TargetedMisclassification)
+
+
+def test_foolbox_class_without_targeted_mode_fails_clearly(
+        default_model: RobustModel, eight: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = eight
+    fgsm = FoolboxAttack(target="FGSM")
+    with pytest.raises(AttackError, match="no targeted mode"):
+        fgsm.run(default_model, x, TargetedMisclassification(y, (y + 1) % 10),
+                 ThreatModel(Norm.LINF, 0.1, targeted=True), torch.Generator().manual_seed(0))
 
 
 # ---------------------------------------------------------------- the host's contract
@@ -129,11 +149,11 @@ def test_seeded_counted_and_valid(spec: str, threat: ThreatModel,
                                   eight: tuple[torch.Tensor, torch.Tensor]) -> None:
     attack = build_attack(spec, backends_catalogue)
     x, y = eight
-    labels = (y + 1) % 10 if threat.targeted else y
-    torch_state, first = torch.get_rng_state(), attack_batch(attack, default_model, x, labels,
-                                                             threat, seed=3)
+    targets = (y + 1) % 10 if threat.targeted else None
+    torch_state, first = torch.get_rng_state(), attack_batch(attack, default_model, x, y,
+                                                             threat, seed=3, targets=targets)
     assert torch.equal(torch.get_rng_state(), torch_state)  # global RNG restored
-    again = attack_batch(attack, default_model, x, labels, threat, seed=3)
+    again = attack_batch(attack, default_model, x, y, threat, seed=3, targets=targets)
     assert torch.equal(first.x_adv, again.x_adv)
     assert first.problems == () and bool(first.valid.all())
     assert first.queries >= 5 * len(x)  # the library's forward passes reach the counter

@@ -15,6 +15,7 @@ from robustbench_lite.defenses.certify import certified_radii
 from robustbench_lite.engine.certificate import certificate
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.reports.render import render_html
+from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.threat import Norm, ThreatModel
 
 
@@ -38,7 +39,8 @@ def test_certified_samples_survive_pgd(default_model: RobustModel,
     chosen = radii > 0.005
     assert chosen.any()
     eps = float(radii[chosen].min()) * 0.999
-    x_adv = PGD(steps=50, restarts=2).run(default_model, data.x[chosen], data.y[chosen],
+    x_adv = PGD(steps=50, restarts=2).run(default_model, data.x[chosen],
+                                          Misclassification(data.y[chosen]),
                                           ThreatModel(Norm.L2, eps),
                                           torch.Generator().manual_seed(0))
     assert torch.equal(default_model.predict(x_adv), data.y[chosen])

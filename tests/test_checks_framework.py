@@ -34,6 +34,7 @@ from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.plugin_host import get_plugin_manager
 from robustbench_lite.results import SanityCheck
+from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.threat import Norm, ThreatModel
 
 LINF = ThreatModel(Norm.LINF, 0.1)
@@ -122,10 +123,12 @@ def test_plugin_checks_run_at_their_stage(manager: Any, default_model: RobustMod
     found = {check.name: check for check in result.checks}
     assert found["recorder"].details == {"probe": probe}
     assert found["after recorder"].status == "fail"
-    assert found["crashing"].status == "warn"
-    assert found["crashing"].message == "the check itself failed: ZeroDivisionError: oops"
-    assert "check 'crashing' failed: ZeroDivisionError: oops" in caplog.text
-    assert found["garbage"].status == "warn" and "'fine'" in found["garbage"].message
+    # A check that raises or returns garbage is a note (one failure policy), not a finding.
+    assert "crashing" not in found and "garbage" not in found
+    notes = {note.subject: note for note in result.notes if note.stage == "checks"}
+    assert notes["crashing"].status == "failed"
+    assert notes["crashing"].reason == "the check itself failed: ZeroDivisionError: oops"
+    assert "'fine'" in notes["garbage"].reason
     assert "not applicable" not in found
     assert "input gradients" in found  # built-ins run too
     names = [check.name for check in result.checks]
@@ -187,7 +190,8 @@ def test_adapted_attack_is_named_ordered_and_runs_through_the_wrapper(
     assert attack.kind is AttackKind.GRADIENT and attack.params == pgd.params
     assert attack.supports(LINF) and adapted(FGSM(), []).single_step
     x, y = tiny_batch
-    attack.run(default_model, x[:4], y[:4], LINF, torch.Generator().manual_seed(0))
+    attack.run(default_model, x[:4], Misclassification(y[:4]), LINF,
+               torch.Generator().manual_seed(0))
     assert order[:2] == ["outer", "inner"]  # the outer wrapper calls the inner one
 
 

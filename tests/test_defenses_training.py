@@ -29,6 +29,7 @@ from robustbench_lite.defenses.base import Defense, TrainingStep, compose
 from robustbench_lite.defenses.smoothing import LabelSmoothing
 from robustbench_lite.errors import DefenseError
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.threat import Norm, ThreatModel
 from robustbench_lite.training.loop import deterministic_torch
 
@@ -281,7 +282,7 @@ def test_conflicting_defenses_are_refused_naming_both(first: Defense, second: De
 def _robust_and_clean(module: nn.Module, x: torch.Tensor,
                       y: torch.Tensor) -> tuple[float, float]:
     module.eval().requires_grad_(False)
-    x_adv = PGD(steps=10).run(module, x, y, ThreatModel(Norm.LINF, 0.1),
+    x_adv = PGD(steps=10).run(module, x, Misclassification(y), ThreatModel(Norm.LINF, 0.1),
                               torch.Generator().manual_seed(0))
     with torch.no_grad():
         robust = float((module(x_adv).argmax(1) == y).float().mean())

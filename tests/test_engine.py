@@ -19,7 +19,7 @@ from robustbench_lite.cli import audit as audit_cli
 from robustbench_lite.cli import cli
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.audit import AuditSettings, run_audit
-from robustbench_lite.engine.verify import verify_batch
+from robustbench_lite.host.verify import verify_batch
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.plugin_host import get_plugin_manager
 from robustbench_lite.threat import Norm, ThreatModel

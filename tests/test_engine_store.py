@@ -40,17 +40,53 @@ def test_rerun_reuses_the_store(default_model: RobustModel, data: EvalData,
     with ResultStore(tmp_path / "results.sqlite") as store:
         first = audit(default_model, data, store)
         assert len(store) == 4
-    from robustbench_lite.engine import audit as engine_audit
+    from robustbench_lite.engine import grid
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished unit was recomputed")
 
-    monkeypatch.setattr(engine_audit, "run_unit", fail)
+    monkeypatch.setattr(grid, "run_unit", fail)
     with ResultStore(tmp_path / "results.sqlite") as store:
         again = audit(default_model, data, store)
     assert numbers(again) == numbers(first)
     assert {c.batch_size for c in first.cells} == {128}
     assert {c.batch_size for c in again.cells} == {None}  # read from the store: not known
+
+
+@pytest.mark.parametrize("bump", ["attack", "task", "package"])
+def test_a_new_implementation_version_recomputes(bump: str, default_model: RobustModel,
+                                                 data: EvalData, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored cell names what computed it: after an upgrade of the package, the attack or
+    the task, a rerun recomputes instead of reusing an older result."""
+    import robustbench_lite
+    from robustbench_lite.engine import grid
+    from robustbench_lite.tasks.classification.task import ClassificationTask
+
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        audit(default_model, data, store)
+        assert len(store) == 4
+    if bump == "attack":
+        monkeypatch.setattr(PGD, "version", PGD.version + 1)
+    elif bump == "task":
+        monkeypatch.setattr(ClassificationTask, "version", ClassificationTask.version + 1)
+    else:
+        monkeypatch.setattr(robustbench_lite, "__version__", "99.0.0")
+    computed: list[str] = []
+    real = grid.run_unit
+
+    def counting(model: RobustModel, data: EvalData, unit: object, *args: object) -> object:
+        computed.append(unit.attack.name)  # type: ignore[attr-defined]
+        return real(model, data, unit, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(grid, "run_unit", counting)
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        audit(default_model, data, store)
+        versions = [dict(key.versions) for key in store.keys()]  # noqa: SIM118 (a store method)
+    expected = {"attack": ["pgd", "pgd"], "task": ["fgsm", "pgd", "fgsm", "pgd"],
+                "package": ["fgsm", "pgd", "fgsm", "pgd"]}[bump]
+    assert computed == expected
+    assert all(set(v) == {"robustbench_lite", "attack", "task"} for v in versions)
 
 
 def test_other_seed_is_not_reused(default_model: RobustModel, data: EvalData,
@@ -113,11 +149,12 @@ def test_out_of_memory_halves_the_batch(default_model: RobustModel, data: EvalDa
     real = runner.attack_batch
     sizes: list[int] = []
 
-    def flaky(attack: object, model: object, x: torch.Tensor, *args: object) -> object:
+    def flaky(attack: object, model: object, x: torch.Tensor, *args: object,
+              **kwargs: object) -> object:
         sizes.append(len(x))
         if len(x) > 40:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(attack, model, x, *args)  # type: ignore[arg-type]
+        return real(attack, model, x, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "attack_batch", flaky)
     result = run_audit(default_model, data, [FGSM()], THREATS[:1],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 
 import numpy as np
 import pytest
@@ -16,7 +15,9 @@ from robustbench_lite.attacks.base import LogitsFn
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.audit import AuditSettings, run_audit
 from robustbench_lite.engine.examples import capture_examples, choose_samples, png_data_uri
+from robustbench_lite.host.attack import CLASSIFICATION
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.objective import Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 LINF = ThreatModel(Norm.LINF, 0.1)
@@ -55,8 +56,8 @@ def test_png_data_uri_enlarges_and_keeps_values() -> None:
 
 def test_capture_examples_describes_the_attack(default_model: RobustModel,
                                                digits_test: EvalData) -> None:
-    examples = capture_examples(default_model, digits_test, PGD(steps=10), LINF, [0, 1, 2],
-                                seed=0)
+    examples = capture_examples(default_model, digits_test, CLASSIFICATION, PGD(steps=10), LINF,
+                                [0, 1, 2], seed=0)
     assert [example.index for example in examples] == [0, 1, 2]
     names = digits_test.class_names
     for example in examples:
@@ -75,21 +76,25 @@ def test_capture_examples_describes_the_attack(default_model: RobustModel,
     assert any(e.adversarial_label != e.true_label for e in examples)
 
 
-def test_capture_examples_skips_unshowable_images_and_failed_attacks(
-        default_model: RobustModel, digits_test: EvalData,
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_capture_examples_skips_unshowable_images_and_notes_failed_attacks(
+        default_model: RobustModel, digits_test: EvalData) -> None:
     two_channels = EvalData(digits_test.x[:4].repeat(1, 2, 1, 1), digits_test.y[:4],
                             digits_test.class_names, "two channels")
-    assert capture_examples(default_model, two_channels, FGSM(), LINF, [0, 1], seed=0) == []
+    assert capture_examples(default_model, two_channels, CLASSIFICATION, FGSM(), LINF, [0, 1],
+                            seed=0) == []
 
     class Broken(FGSM):
-        def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor,
+        def run(self, model: LogitsFn, x: torch.Tensor, objective: Objective,
                 threat: ThreatModel, generator: torch.Generator) -> torch.Tensor:
             raise RuntimeError("boom")
 
-    with caplog.at_level(logging.WARNING):
-        assert capture_examples(default_model, digits_test, Broken(), LINF, [0], 0) == []
-    assert "no example images: fgsm failed: RuntimeError: boom" in caplog.text
+    with pytest.raises(RuntimeError, match="boom"):
+        capture_examples(default_model, digits_test, CLASSIFICATION, Broken(), LINF, [0], 0)
+    # In an audit the examples stage is guarded: the failure is a note, the cells stay.
+    result = run_audit(default_model, digits_test.subset(30), [Broken()], [LINF],
+                       AuditSettings(show_progress=False, examples=2), [])
+    assert result.examples == [] and result.notes == []  # the cell failed: nothing to show
+    assert result.cells[0].error == "RuntimeError: boom"
 
 
 def test_audit_stores_examples_of_the_strongest_attack(default_model: RobustModel,

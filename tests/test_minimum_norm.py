@@ -10,9 +10,14 @@ from robustbench_lite.attacks.base import MinimumNormAttack
 from robustbench_lite.attacks.carlini_wagner import CarliniWagnerL2
 from robustbench_lite.attacks.deepfool import DeepFool
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import attack_batch
 from robustbench_lite.errors import AttackError
+from robustbench_lite.host.attack import attack_batch
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.classification.objectives import (
+    LABELS,
+    Misclassification,
+    TargetedMisclassification,
+)
 from robustbench_lite.threat import Norm, ThreatModel
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -37,8 +42,9 @@ def batch(digits_test: EvalData, default_model: RobustModel) -> Batch:
 def _minimal(attack: MinimumNormAttack, model: RobustModel, batch: Batch,
              norm: Norm) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = batch
-    x_min = attack.find_minimal(model, x, y, norm, torch.Generator().manual_seed(0))
-    return x_min, MinimumNormAttack.distances(model, x, x_min, y, norm)
+    goal = Misclassification(y)
+    x_min = attack.find_minimal(model, x, goal, norm, torch.Generator().manual_seed(0))
+    return x_min, MinimumNormAttack.distances(model, x, x_min, goal, norm)
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +100,13 @@ def test_cw_finds_perturbations_no_larger_than_deepfool(
 def test_unfooled_samples_are_returned_unchanged(default_model: RobustModel,
                                                  batch: Batch) -> None:
     x, y = batch
-    x_min = DeepFool(steps=1).find_minimal(default_model, x, y, Norm.L2,
+    goal = Misclassification(y)
+    x_min = DeepFool(steps=1).find_minimal(default_model, x, goal, Norm.L2,
                                            torch.Generator().manual_seed(0))
     cw_min = CarliniWagnerL2(binary_search_steps=1, steps=2).find_minimal(
-        default_model, x, y, Norm.L2, torch.Generator().manual_seed(0))
+        default_model, x, goal, Norm.L2, torch.Generator().manual_seed(0))
     for found in (x_min, cw_min):
-        distances = MinimumNormAttack.distances(default_model, x, found, y, Norm.L2)
+        distances = MinimumNormAttack.distances(default_model, x, found, goal, Norm.L2)
         unfooled = ~distances.isfinite()
         assert bool(unfooled.any())
         assert torch.equal(found[unfooled], x[unfooled])
@@ -118,7 +125,7 @@ def test_run_projects_into_threat_and_keeps_breaks_within_eps(
     outcome = attack_batch(attack, default_model, x, y, threat, seed=0)
     assert bool(outcome.valid.all()) and not outcome.problems
     assert bool(threat.contains(outcome.x_adv, x).all())
-    broken = outcome.predicted != y
+    broken = outcome.success
     # Every sample whose minimal perturbation fits in the ball is broken by `run` ...
     assert bool(broken[distances <= eps].all())
     # ... so robust accuracy at eps is at most the fraction of larger minimal distances.
@@ -131,7 +138,7 @@ def test_deepfool_linf_run_inside_threat(default_model: RobustModel, batch: Batc
     threat = ThreatModel(Norm.LINF, 0.1)
     outcome = attack_batch(DeepFool(), default_model, x, y, threat, seed=0)
     assert bool(outcome.valid.all())
-    assert bool((outcome.predicted != y).any())
+    assert bool(outcome.success.any())
 
 
 def test_same_seed_same_result(default_model: RobustModel, batch: Batch) -> None:
@@ -153,11 +160,11 @@ def test_batch_of_one_and_empty_batch(norm: Norm, default_model: RobustModel,
         attacks.append(CarliniWagnerL2(binary_search_steps=3, steps=50, learning_rate=0.1,
                                        initial_const=1.0))
     for attack in attacks:
-        found = attack.find_minimal(default_model, x[:1], y[:1], norm,
+        found = attack.find_minimal(default_model, x[:1], Misclassification(y[:1]), norm,
                                     torch.Generator().manual_seed(0))
         assert found.shape == x[:1].shape
         assert bool((default_model.predict(found) != y[:1]).all())
-        empty = attack.find_minimal(default_model, x[:0], y[:0], norm,
+        empty = attack.find_minimal(default_model, x[:0], Misclassification(y[:0]), norm,
                                     torch.Generator().manual_seed(0))
         assert empty.shape == x[:0].shape
 
@@ -168,15 +175,31 @@ def test_targeted_cw_reaches_target(default_model: RobustModel, batch: Batch) ->
     threat = ThreatModel(Norm.L2, 10.0, targeted=True)
     attack = CarliniWagnerL2(binary_search_steps=3, steps=50, learning_rate=0.1,
                              initial_const=1.0)
-    outcome = attack_batch(attack, default_model, x, target, threat, seed=0)
+    outcome = attack_batch(attack, default_model, x, y, threat, seed=0, targets=target)
     assert bool(outcome.valid.all())
-    assert float((outcome.predicted == target).float().mean()) >= 0.9
+    assert float((outcome.outputs.argmax(dim=1) == target).float().mean()) >= 0.9
+
+
+def test_targeted_cw_find_minimal_reaches_target(default_model: RobustModel,
+                                                  batch: Batch) -> None:
+    """`find_minimal` on a targeted objective looks for the nearest example of the target
+    class, and `distances` counts only those."""
+    x, y = batch[0][:16], batch[1][:16]
+    goal = TargetedMisclassification(y, (y + 1) % 10)
+    attack = CarliniWagnerL2(binary_search_steps=3, steps=50, learning_rate=0.1,
+                             initial_const=1.0)
+    found = attack.find_minimal(default_model, x, goal, Norm.L2,
+                                torch.Generator().manual_seed(0))
+    distances = MinimumNormAttack.distances(default_model, x, found, goal, Norm.L2)
+    reached = default_model.predict(found) == goal.targets
+    assert float(reached.float().mean()) >= 0.9
+    assert torch.equal(distances.isfinite(), reached)
 
 
 def test_misclassified_samples_need_no_perturbation(default_model: RobustModel,
                                                     batch: Batch) -> None:
     x, y = batch
-    wrong = (y[:8] + 1) % 10  # labels the model does not predict
+    wrong = Misclassification((y[:8] + 1) % 10)  # labels the model does not predict
     for attack in (DeepFool(), CarliniWagnerL2(binary_search_steps=1, steps=5)):
         found = attack.find_minimal(default_model, x[:8], wrong, Norm.L2,
                                     torch.Generator().manual_seed(0))
@@ -187,21 +210,27 @@ def test_misclassified_samples_need_no_perturbation(default_model: RobustModel,
 def test_support_and_arguments() -> None:
     assert DeepFool().supports(ThreatModel(Norm.LINF, 0.1))
     assert DeepFool().supports(ThreatModel(Norm.L2, 0.5))
-    assert not DeepFool().supports(ThreatModel(Norm.L2, 0.5, targeted=True))
     assert not DeepFool().supports(ThreatModel(Norm.L1, 5.0))
-    assert CarliniWagnerL2().supports(ThreatModel(Norm.L2, 0.5, targeted=True))
+    assert DeepFool().requires == {LABELS}
+    assert DeepFool().serves(Misclassification)
+    assert not DeepFool().serves(TargetedMisclassification)  # untargeted only
+    assert "labels" in DeepFool().unserved_reason(TargetedMisclassification)
+    assert CarliniWagnerL2().supports(ThreatModel(Norm.L2, 0.5))
+    assert CarliniWagnerL2().serves(Misclassification)
+    assert CarliniWagnerL2().serves(TargetedMisclassification)
     assert not CarliniWagnerL2().supports(ThreatModel(Norm.LINF, 0.1))
     assert DeepFool().params == {"steps": 50, "overshoot": 0.02, "candidates": 10}
     assert CarliniWagnerL2().params["initial_const"] == 1e-3
     with pytest.raises(AttackError):
         DeepFool(candidates=1)
-    with pytest.raises(AttackError):
-        DeepFool().run(lambda x: x.flatten(1), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long),
+    zero = torch.zeros(1, dtype=torch.long)
+    with pytest.raises(AttackError, match="labels"):
+        DeepFool().run(lambda x: x.flatten(1), torch.zeros(1, 2),
+                       TargetedMisclassification(zero, zero + 1),
                        ThreatModel(Norm.L2, 1.0, targeted=True), torch.Generator())
     with pytest.raises(AttackError):
         CarliniWagnerL2().find_minimal(lambda x: x.flatten(1), torch.zeros(1, 2),
-                                       torch.zeros(1, dtype=torch.long), Norm.LINF,
-                                       torch.Generator())
+                                       Misclassification(zero), Norm.LINF, torch.Generator())
     with pytest.raises(AttackError):
         CarliniWagnerL2(steps=0)
 
@@ -215,7 +244,7 @@ def _foolbox_distances(attack: object, model: RobustModel, batch: Batch) -> torc
     fmodel = foolbox.PyTorchModel(model.module, bounds=(0, 1))
     # Minimisation attacks with epsilons=None return the unclipped minimal examples.
     _, found, _ = attack(fmodel, x, y, epsilons=None)  # type: ignore[operator]
-    return MinimumNormAttack.distances(model, x, found, y, Norm.L2)
+    return MinimumNormAttack.distances(model, x, found, Misclassification(y), Norm.L2)
 
 
 def test_deepfool_l2_matches_foolbox(default_model: RobustModel, batch: Batch,

@@ -209,7 +209,7 @@ def test_safetensors_naming_its_architecture_needs_no_arch(
     save_file(original.state_dict(), str(named), metadata={"architecture": "digits-cnn"})
     save_file(original.state_dict(), str(unknown), metadata={"architecture": "no-such"})
     _assert_same_logits(_load(named, catalogue), original, samples)
-    with pytest.raises(ModelLoadError, match="--arch"):
+    with pytest.raises(ModelLoadError, match="`arch`"):
         _load(unknown, catalogue)
     colour = DigitsCNN(in_channels=3)
     coloured = tmp_path / "colour.safetensors"
@@ -266,7 +266,7 @@ def test_arch_module_class_bad_kwargs_or_return(tmp_path: Path, catalogue: Catal
     module = make_module(CUSTOM_ARCH)
     path = tmp_path / "weights.pt"
     torch.save(original.state_dict(), path)
-    with pytest.raises(ModelLoadError, match="--arch-kwargs"):
+    with pytest.raises(ModelLoadError, match="`arch_kwargs`"):
         _load(path, catalogue, arch=f"{module.__name__}:ScaledCNN", arch_kwargs={"bogus": 1})
     with pytest.raises(ModelLoadError, match=r"not a torch\.nn\.Module"):
         _load(path, catalogue, arch=f"{module.__name__}:not_a_module")
@@ -325,7 +325,7 @@ def test_pickled_module_needs_trust(tmp_path: Path, catalogue: Catalogue,
         _load(path, catalogue)
     message = str(info.value)
     assert "arbitrary code" in message
-    assert "--trust-model" in message
+    assert "`trust_model`" in message
     assert isinstance(info.value, ModelLoadError)
 
     model = _load(path, catalogue, trust_model=True)
@@ -399,11 +399,11 @@ def test_mean_std_folded_in(tmp_path: Path, catalogue: Catalogue, original: Digi
 
 
 @pytest.mark.parametrize(("mean", "std", "message"), [
-    ([0.5], None, "both --mean and --std"),
-    (None, [0.5], "both --mean and --std"),
+    ([0.5], None, "both `mean` and `std`"),
+    (None, [0.5], "both `mean` and `std`"),
     ([0.5, 0.5, 0.5], [0.2, 0.2, 0.2], "1 channels"),
     ([0.5], [0.0], "positive"),
-    ([0.5], [0.2, 0.2], "--std has 2"),
+    ([0.5], [0.2, 0.2], "`std` has 2"),
 ])
 def test_mean_std_errors(mean: list[float] | None, std: list[float] | None, message: str,
                          tmp_path: Path, catalogue: Catalogue, original: DigitsCNN) -> None:
@@ -532,7 +532,7 @@ def test_wrong_keys_for_arch(tmp_path: Path, catalogue: Catalogue, original: Dig
     with pytest.raises(ModelLoadError) as info:
         _load(path, catalogue, arch="preact-resnet18")
     message = str(info.value)
-    assert "--arch preact-resnet18" in message
+    assert "`arch` preact-resnet18" in message
     assert "missing keys: " in message and "conv1.weight" in message
     assert "unexpected keys: " in message and "features.0.weight" in message
     assert "\n" not in message
@@ -556,7 +556,7 @@ def test_state_dict_without_arch(save: str, tmp_path: Path, catalogue: Catalogue
         torch.save({"state_dict": original.state_dict()}, path)
     else:
         save_file(original.state_dict(), str(path))
-    with pytest.raises(ModelLoadError, match="--arch"):
+    with pytest.raises(ModelLoadError, match="`arch`"):
         _load(path, catalogue)
 
 
@@ -622,7 +622,7 @@ def test_check_wrong_output_shape(tmp_path: Path, catalogue: Catalogue,
     path = tmp_path / "flat.pt"
     torch.jit.save(torch.jit.script(nn.Flatten(0).eval()), str(path))
     model = _load(path, catalogue)
-    with pytest.raises(ModelDataMismatchError, match=r"\(batch, classes\)"):
+    with pytest.raises(ModelDataMismatchError, match=r"\(batch, features\)"):
         check_model_on_data(model, digits)
 
 

@@ -135,9 +135,13 @@ def test_section_problems_are_one_line_errors(result: AuditResult, tmp_path: Pat
         raise KeyError("cells")
 
     failing = [ReportSection("acme", "ACME", "same.html", one, data=broken)]
-    with pytest.raises(ReportTemplateError, match="report section 'acme' failed to compute "
-                                                  "its data: KeyError"):
-        render_html(result, sections=failing)
+    html = render_html(result, sections=failing)  # one failure policy: noted, report kept
+    assert "This section could not be shown: report section &#39;acme&#39; failed" in html
+    assert [(n.stage, n.subject, n.status) for n in result.notes] == [
+        ("report", "acme", "failed")]
+    assert "KeyError" in result.notes[0].reason
+    render_html(result, sections=failing)
+    assert len(result.notes) == 1  # a re-render does not repeat the note
     missing = [ReportSection("acme", "ACME", "missing.html", one)]
     with pytest.raises(ReportTemplateError, match=r"template not found: missing\.html"):
         check_templates((), missing)

@@ -18,8 +18,8 @@ from robustbench_lite.data.resolve import load_dataset
 from robustbench_lite.defenses.adversarial import PGDAT
 from robustbench_lite.defenses.base import DefenseContext, TrainingStep, compose
 from robustbench_lite.engine.audit import AuditSettings, run_audit
-from robustbench_lite.engine.execute import attack_batch
 from robustbench_lite.errors import AttackError, DefenseError
+from robustbench_lite.host.attack import attack_batch
 from robustbench_lite.matrix.presets import STANDARD, headline_indices
 from robustbench_lite.models.adapter import LoadInfo
 from robustbench_lite.models.robust_model import RobustModel, file_sha256
@@ -31,6 +31,10 @@ from robustbench_lite.semantic.experiment import ExperimentSettings, train_metho
 from robustbench_lite.semantic.generator import StyleGenerator
 from robustbench_lite.semantic.mixing import random_mix, worst_mix
 from robustbench_lite.semantic.stylegan import DEFAULT_WEIGHTS
+from robustbench_lite.tasks.classification.objectives import (
+    Misclassification,
+    TargetedMisclassification,
+)
 from robustbench_lite.threat import Norm, ThreatModel
 from robustbench_lite.training.loop import deterministic_torch
 
@@ -108,14 +112,16 @@ def test_worst_mix_breaks_a_colour_model_and_stays_in_the_latent_box() -> None:
     assert accuracy(x, y) == 1.0
     styles = ToyGenerator()
     rng = torch.Generator().manual_seed(0)
-    broken = worst_mix(styles, BrightestChannel(), x, y, 2.0, 10, 2, 0.5, rng)
+    broken = worst_mix(styles, BrightestChannel(), x, Misclassification(y), 2.0, 10, 2, 0.5,
+                       rng)
     assert accuracy(broken, y) == 0.0
     assert styles.seen <= 2.0 + 1e-6
     # the coarse style is kept: what is left after removing it is a colour from the box
     colour = 2 * (broken.mean(dim=(2, 3)) - 0.5 * styles.encode(x)[:, 0])
     low, high = torch.sigmoid(torch.tensor(-2.0)), torch.sigmoid(torch.tensor(2.0))
     assert float(colour.min()) >= low - 1e-5 and float(colour.max()) <= high + 1e-5
-    small = worst_mix(ToyGenerator(), BrightestChannel(), x, y, 0.1, 10, 2, 0.05, rng)
+    small = worst_mix(ToyGenerator(), BrightestChannel(), x, Misclassification(y), 0.1, 10, 2,
+                      0.05, rng)
     assert accuracy(small, y) == 1.0  # a tiny colour box cannot flip it
 
 
@@ -135,9 +141,23 @@ def test_advmix_attack_parameters_and_shape_errors() -> None:
     attack = AdvMixAttack(steps=2).use_generator(ToyGenerator())
     assert attack.supports(ThreatModel(Norm.SEMANTIC, 1.0))
     assert not attack.supports(ThreatModel(Norm.LINF, 0.1))
+    assert attack.requires == frozenset()
+    assert attack.serves(Misclassification) and attack.serves(TargetedMisclassification)
     with pytest.raises(AttackError, match="the generator makes"):
-        attack.run(BrightestChannel(), torch.rand(2, 1, 8, 8), torch.zeros(2, dtype=torch.long),
+        attack.run(BrightestChannel(), torch.rand(2, 1, 8, 8),
+                   Misclassification(torch.zeros(2, dtype=torch.long)),
                    ThreatModel(Norm.SEMANTIC, 1.0), torch.Generator())
+
+
+def test_worst_mix_pursues_a_targeted_objective() -> None:
+    """The ascent follows the objective's loss: toward a target class it reaches it."""
+    x, y = toy_data()
+    targets = (y + 1) % 3
+    goal = TargetedMisclassification(y, targets)
+    mixed = worst_mix(ToyGenerator(), BrightestChannel(), x, goal, 2.0, 10, 2, 0.5,
+                      torch.Generator().manual_seed(0))
+    reached = BrightestChannel()(mixed).argmax(dim=1) == targets
+    assert float(reached.float().mean()) >= 0.9
 
 
 def as_model(module: nn.Module, input_shape: tuple[int, int, int] = (3, 8, 8),
@@ -226,7 +246,8 @@ def test_advmix_contract_on_colour_digits_with_the_bundled_generator(
         outcome = attack_batch(attack, model, x[:size], y[:size], threat, seed=5)
         assert outcome.problems == () and outcome.x_adv.shape == x[:size].shape
         with torch.no_grad():
-            assert torch.equal(outcome.predicted, model(outcome.x_adv).argmax(dim=1))
+            predicted = model(outcome.x_adv).argmax(dim=1)
+        assert torch.equal(outcome.correct, predicted == y[:size])
     again = attack_batch(attack, model, x, y, threat, seed=5)
     assert torch.equal(again.x_adv, outcome.x_adv)
 
@@ -261,7 +282,7 @@ def test_advmix_beats_random_search_with_the_same_budget(catalogue: Catalogue) -
     def accuracy_under(spec: str) -> float:
         outcome = attack_batch(build_attack(spec, catalogue), as_model(module), test.x,
                                test.y, threat, seed=0)
-        return float((outcome.predicted == test.y).float().mean())
+        return float(outcome.correct.float().mean())
 
     ascent = accuracy_under("advmix:steps=20,restarts=3")
     random = accuracy_under("advmix:steps=0,restarts=63")

@@ -42,6 +42,28 @@ def test_colour_digits_audit_includes_the_semantic_threat(colour_model: Path,
     assert "a style generator re-draws the image" in (out / "report.html").read_text()
 
 
+def test_colour_digits_audit_with_transfer_completes(colour_model: Path,
+                                                     tmp_path: Path) -> None:
+    """Regression: the transfer table met the semantic threat model and stopped the audit
+    after every cell had run, with no report. Now it has its Linf rows and a "not
+    applicable" line for the semantic threat model, in results.json and the report."""
+    out = tmp_path / "audit"
+    result = CliRunner().invoke(cli, ["audit", str(colour_model), "--data", "colour-digits",
+                                      "--matrix", "quick", "--n-samples", "40",
+                                      "--examples", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    raw = json.loads((out / "results.json").read_text())
+    assert {(row["norm"], row["eps"]) for row in raw["transfer"]} == {("linf", 0.05),
+                                                                      ("linf", 0.1)}
+    (note,) = raw["notes"]
+    assert (note["stage"], note["subject"], note["status"]) == (
+        "transfer", "semantic eps=2", "not applicable")
+    assert "semantic threat model has none" in note["reason"]
+    html = (out / "report.html").read_text()
+    assert "semantic eps=2: not applicable" in html
+    assert "transfer (semantic eps=2) not applicable" in result.output
+
+
 def test_harden_with_randmix_and_label_smoothing(colour_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "hardened"
     result = CliRunner().invoke(cli, [

@@ -8,14 +8,19 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_lite.attacks.base import Attack, LogitsFn
+from robustbench_lite.attacks.base import Attack
 from robustbench_lite.attacks.noise import NoiseAttack
 from robustbench_lite.attacks.pgd import PGD
-from robustbench_lite.attacks.square import SquareAttack, margin_loss, meta_pattern, p_schedule
+from robustbench_lite.attacks.square import SquareAttack, meta_pattern, p_schedule
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import attack_batch
 from robustbench_lite.errors import AttackError
+from robustbench_lite.host.attack import attack_batch
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.classification.objectives import (
+    Misclassification,
+    TargetedMisclassification,
+)
+from robustbench_lite.tasks.objective import ModelFn
 from robustbench_lite.threat import Norm, ThreatModel
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -25,7 +30,7 @@ THREATS = [ThreatModel(Norm.LINF, 0.1), ThreatModel(Norm.L2, 1.0)]
 class CallLog:
     """Counts calls and rows; a sample is queried at most once per call."""
 
-    def __init__(self, model: LogitsFn) -> None:
+    def __init__(self, model: ModelFn) -> None:
         self.model = model
         self.sizes: list[int] = []
 
@@ -44,7 +49,8 @@ def fooled(model: RobustModel, x_adv: torch.Tensor, y: torch.Tensor) -> int:
 def test_output_inside_threat_model(attack: Attack, threat: ThreatModel,
                                     default_model: RobustModel, tiny_batch: Batch) -> None:
     x, y = tiny_batch
-    x_adv = attack.run(default_model, x, y, threat, torch.Generator().manual_seed(0))
+    x_adv = attack.run(default_model, x, Misclassification(y), threat,
+                       torch.Generator().manual_seed(0))
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
     assert bool(threat.contains(x_adv, x).all())
     if isinstance(attack, SquareAttack):
@@ -56,8 +62,8 @@ def test_square_beats_noise_at_linf_02(default_model: RobustModel, tiny_batch: B
     threat = ThreatModel(Norm.LINF, 0.2)
     square = attack_batch(SquareAttack(n_queries=1000), default_model, x, y, threat, seed=0)
     noise = attack_batch(NoiseAttack(samples=20), default_model, x, y, threat, seed=0)
-    square_fooled = int((square.predicted != y).sum())
-    noise_fooled = int((noise.predicted != y).sum())
+    square_fooled = int(square.success.sum())
+    noise_fooled = int(noise.success.sum())
     assert square_fooled >= 0.8 * len(x)
     assert square_fooled >= noise_fooled
     assert square.queries <= 1000 * len(x) and noise.queries <= 20 * len(x)
@@ -71,12 +77,12 @@ def test_square_close_to_pgd_and_counts_queries(default_model: RobustModel,
     threat = ThreatModel(Norm.LINF, 0.1)
     n_queries = 300
     log = CallLog(default_model)
-    x_adv = SquareAttack(n_queries=n_queries).run(log, x, y, threat,
+    x_adv = SquareAttack(n_queries=n_queries).run(log, x, Misclassification(y), threat,
                                                   torch.Generator().manual_seed(0))
     assert bool(threat.contains(x_adv, x).all())
     square_acc = float((default_model.predict(x_adv) == y).float().mean())
     pgd = attack_batch(PGD(steps=50), default_model, x, y, threat, seed=0)
-    pgd_acc = float((pgd.predicted == y).float().mean())
+    pgd_acc = float(pgd.correct.float().mean())
     assert square_acc <= pgd_acc + 0.10
     # every call holds each sample at most once: calls bound the per-sample queries
     assert len(log.sizes) <= n_queries and max(log.sizes) <= len(x)
@@ -116,6 +122,12 @@ def test_batch_of_one(attack: Attack, threat: ThreatModel, default_model: Robust
     assert 1 <= outcome.queries <= 50
 
 
+def test_square_and_noise_serve_both_classification_objectives() -> None:
+    for attack in (SquareAttack(), NoiseAttack()):
+        assert attack.requires == frozenset()
+        assert attack.serves(Misclassification) and attack.serves(TargetedMisclassification)
+
+
 def test_noise_rejects_unknown_distribution() -> None:
     with pytest.raises(AttackError, match="uniform, gaussian"):
         NoiseAttack(distribution="laplace")
@@ -129,9 +141,10 @@ def test_targeted_square_reaches_target(default_model: RobustModel, tiny_batch: 
     x, y = tiny_batch[0][:16], tiny_batch[1][:16]
     target = (y + 1) % 10
     threat = ThreatModel(Norm.LINF, 0.3, targeted=True)
-    outcome = attack_batch(SquareAttack(n_queries=300), default_model, x, target, threat, 0)
+    outcome = attack_batch(SquareAttack(n_queries=300), default_model, x, y, threat, 0,
+                           targets=target)
     assert bool(outcome.valid.all())
-    assert float((outcome.predicted == target).float().mean()) >= 0.75
+    assert float((outcome.outputs.argmax(dim=1) == target).float().mean()) >= 0.75
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 7), (2, 1, 1), (1, 2, 9), (4, 3), (6,)], ids=str)
@@ -148,7 +161,8 @@ def test_any_image_size_and_channels(shape: tuple[int, ...], norm: Norm) -> None
     threat = ThreatModel(norm, 0.3)
     for attack in (SquareAttack(n_queries=30), NoiseAttack(samples=3)):
         log = CallLog(net)
-        x_adv = attack.run(log, x, y, threat, torch.Generator().manual_seed(2))
+        x_adv = attack.run(log, x, Misclassification(y), threat,
+                           torch.Generator().manual_seed(2))
         assert x_adv.shape == x.shape
         assert bool(threat.contains(x_adv, x).all())
         assert max(log.sizes) <= len(x) and len(log.sizes) <= 30
@@ -158,9 +172,12 @@ def test_helpers() -> None:
     assert p_schedule(0.8, 0, 10000) == 0.8 and p_schedule(0.8, 11, 10000) == 0.4
     assert p_schedule(0.8, 9999, 10000) == pytest.approx(0.8 / 512)
     assert p_schedule(0.8, 500, 1000) == pytest.approx(0.8 / 128)  # 5000 of 10000
+    # Square minimises the objective's margin: z_y - max_{i != y} z_i (untargeted), and
+    # max_{i != t} z_i - z_t (targeted).
     logits = torch.tensor([[3.0, 1.0, 2.0]])
-    assert margin_loss(logits, torch.tensor([0]), targeted=False).item() == 1.0
-    assert margin_loss(logits, torch.tensor([1]), targeted=True).item() == 2.0
+    assert Misclassification(torch.tensor([0])).margin(logits).item() == 1.0
+    assert TargetedMisclassification(torch.tensor([0]),
+                                     torch.tensor([1])).margin(logits).item() == 2.0
     for side in (1, 2, 3, 7):
         pattern = meta_pattern(side, torch.device("cpu"), torch.float32)
         assert pattern.shape == (side, side)

@@ -29,14 +29,18 @@ FIXED_KEY = UnitKey(model_sha256="a" * 64, data_sha256="b" * 64, attack="pgd",
                     params={"steps": 10, "step_size": 0.01, "restarts": (1, 2), "loss": "ce",
                             "random_start": True},
                     norm="linf", eps=8 / 255, targeted=False, seed=0, shard_start=0,
-                    shard_stop=128, context="cascade after: fgsm")
+                    shard_stop=128, context="cascade after: fgsm", task="classification",
+                    objective="untargeted",
+                    versions={"robustbench_lite": "0.1.0", "attack": 1, "task": 1})
 FIXED_JSON = (
     '{"attack":"pgd","context":"cascade after: fgsm","data_sha256":"' + "b" * 64 + '",'
     '"eps":0.03137254901960784,"model_sha256":"' + "a" * 64 + '","norm":"linf",'
+    '"objective":"untargeted",'
     '"params":{"loss":"ce","random_start":true,"restarts":[1,2],"step_size":0.01,"steps":10},'
-    '"seed":0,"shard_start":0,"shard_stop":128,"targeted":false}'
+    '"seed":0,"shard_start":0,"shard_stop":128,"targeted":false,"task":"classification",'
+    '"versions":{"attack":1,"robustbench_lite":"0.1.0","task":1}}'
 )
-FIXED_DIGEST = "79f0c2dcbf9b6ff1df473b3a28dd4bae72b4b177cf4cd1fb410d1d296d9890bb"
+FIXED_DIGEST = "3178a2a227fc0ff91d57b605dc7f7dc90a0f1bda2b08b67409f0f2fc4650f5d2"
 
 
 def unit_key(index: int, size: int = 6, **changes: Any) -> UnitKey:
@@ -156,7 +160,9 @@ def test_equal_keys_have_equal_digests() -> None:
                    params={"random_start": np.bool_(True), "loss": "ce", "restarts": [1, 2],
                            "steps": np.int64(10), "step_size": 0.01},
                    norm=Norm.LINF, eps=np.float64(8 / 255), shard_start=0, shard_stop=128,
-                   context="cascade after: fgsm", **numpy_fields)
+                   context="cascade after: fgsm", objective="untargeted",
+                   versions={"task": np.int64(1), "attack": 1, "robustbench_lite": "0.1.0"},
+                   **numpy_fields)
     assert same == FIXED_KEY and hash(same) == hash(FIXED_KEY)
     assert same.digest() == FIXED_DIGEST
     assert unit_key(0, eps=1) == unit_key(0, eps=1.0)
@@ -211,6 +217,35 @@ def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
     connection.close()
     with pytest.raises(StoreError, match="not a robustbench_lite result store"):
         ResultStore(path)
+
+
+SCHEMA_1 = """
+CREATE TABLE units (digest TEXT PRIMARY KEY NOT NULL, key TEXT NOT NULL, robust BLOB NOT NULL,
+    distances BLOB NOT NULL, queries INTEGER NOT NULL, seconds REAL NOT NULL,
+    violations INTEGER NOT NULL, violation_details TEXT NOT NULL, error TEXT, skipped TEXT,
+    written TEXT NOT NULL)
+"""
+
+
+def test_a_schema_1_store_is_migrated_and_its_old_cells_never_reused(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(SCHEMA_1)
+    old.execute("INSERT INTO units VALUES ('x', '{}', x'00', x'00', 0, 0.0, 0, '[]', NULL, "
+                "NULL, 'then')")
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    with ResultStore(path) as store:
+        assert len(store) == 1
+        assert store.get(unit_key(0)) is None  # keys without versions never match again
+        success = np.array([True, False, True, False, False, False])
+        store.put(unit_record(0, success=success))
+        got = store.get(unit_key(0))
+        assert got is not None and got.success is not None
+        assert got.success.tolist() == success.tolist()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from robustbench_lite.attacks.spec import build_attack
 from robustbench_lite.catalogue import Catalogue, catalogue_for
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import load_dataset
-from robustbench_lite.engine.execute import attack_batch, batch_seed
 from robustbench_lite.engine.surrogate import train_surrogate
 from robustbench_lite.engine.transfer import TransferRow, transfer_table
 from robustbench_lite.errors import ModelDataMismatchError
+from robustbench_lite.host.attack import attack_batch, batch_seed
 from robustbench_lite.models.robust_model import LoadInfo, RobustModel
 from robustbench_lite.models.zoo.digits_cnn import DigitsCNN
 from robustbench_lite.models.zoo.surrogate_cnn import SurrogateCNN
@@ -69,7 +69,7 @@ def white_box_accuracy(model: RobustModel, data: EvalData, attack: Attack,
             clean = model(x).argmax(dim=1) == y
         outcome = attack_batch(attack, model, x, y, threat,
                                batch_seed(SEED, attack, threat, start))
-        robust += int((clean & (outcome.predicted == y)).sum())
+        robust += int((clean & outcome.correct).sum())
     return robust / len(data.x)
 
 

@@ -41,12 +41,18 @@ from trap_models import (
     trap_models,
 )
 
-from robustbench_lite.attacks import APGDCE, APGDDLR, FGSM, PGD, SquareAttack
-from robustbench_lite.checks.adapt import expectation, rescaled, straight_through
+from robustbench_lite.attacks import APGDCE, APGDDLR, APGDT, FGSM, PGD, DeepFool, SquareAttack
+from robustbench_lite.attacks.backends import FoolboxAttack
+from robustbench_lite.checks.adapt import adapted, expectation, rescaled, straight_through
+from robustbench_lite.checks.base import Adaptation
 from robustbench_lite.checks.probes import input_gradients, masked_share
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.audit import AuditSettings, run_audit
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.classification.objectives import (
+    Misclassification,
+    TargetedMisclassification,
+)
 from robustbench_lite.threat import Norm, ThreatModel
 
 THREAT = ThreatModel(Norm.LINF, 0.1)
@@ -100,7 +106,7 @@ def pgd_accuracy(model: RobustModel, data: EvalData,
     the attack differentiates, never the one that judges."""
     reseed(model)
     attacked = wrap(model) if wrap is not None else model
-    x_adv = PGD(steps=10).run(attacked, data.x, data.y, THREAT,
+    x_adv = PGD(steps=10).run(attacked, data.x, Misclassification(data.y), THREAT,
                               torch.Generator().manual_seed(0))
     return float((model.predict(x_adv) == data.y).float().mean())
 
@@ -108,7 +114,7 @@ def pgd_accuracy(model: RobustModel, data: EvalData,
 def zero_gradient_share(model: RobustModel, x: torch.Tensor, y: torch.Tensor) -> float:
     """Share of samples whose input gradient of the cross-entropy is exactly 0."""
     reseed(model)
-    return masked_share(input_gradients(model, x, y))[0]
+    return masked_share(input_gradients(model, x, Misclassification(y)))[0]
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +279,26 @@ def test_robust_model_helper(inner: nn.Module) -> None:
     model = robust_model(HugeTemperature(inner), "trap: x")
     assert model.input_shape == (1, 8, 8) and model.num_classes == 10
     assert model.sha256 != robust_model(inner, "trap: y").sha256
+
+
+def test_adapted_attacks_serve_what_their_inner_attack_serves(
+        default_model: RobustModel, digits_test: EvalData) -> None:
+    eot = Adaptation("eot", "randomised", expectation(2), layer=20)
+    for attack in (PGD(steps=3), APGDT(steps=3), DeepFool(), FoolboxAttack(target="LinfPGD")):
+        wrapped = adapted(attack, [eot])
+        assert wrapped.name == f"{attack.name}+eot"
+        assert wrapped.requires == attack.requires
+        for objective in (Misclassification, TargetedMisclassification):
+            assert wrapped.serves(objective) == attack.serves(objective)
+        for threat in (THREAT, ThreatModel(Norm.L2, 1.0), ThreatModel(Norm.L1, 4.0)):
+            assert wrapped.supports(threat) == attack.supports(threat)
+    assert not adapted(DeepFool(), [eot]).serves(TargetedMisclassification)
+    # the objective passes through unchanged: the same seed gives the same batch as the
+    # plain attack on the wrapped model
+    x, y = digits_test.x[:16], digits_test.y[:16]
+    goal = TargetedMisclassification(y, (y + 1) % 10)
+    plain = PGD(steps=3).run(eot.wrap(default_model), x, goal, THREAT,
+                             torch.Generator().manual_seed(0))
+    through = adapted(PGD(steps=3), [eot]).run(default_model, x, goal, THREAT,
+                                               torch.Generator().manual_seed(0))
+    assert torch.equal(plain, through)

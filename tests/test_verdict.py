@@ -147,7 +147,8 @@ def test_targeted_threat_models_are_kept_apart() -> None:
     assert list(table.columns) == ["Linf 0.1", "targeted Linf 0.1"]
     assert table.loc["worst case"].tolist() == [0.45, 0.2]
     assert "<strong>targeted Linf 0.1</strong>: every pixel may change" in html
-    assert "the attack succeeds only if the model outputs the class it chose" in html
+    assert "the audit chose the target, a wrong class drawn at random for each sample, and " \
+        "the attack succeeds only if the model outputs it" in html
 
 
 def test_report_verdict_says_when_the_standard_eps_was_not_run() -> None:

@@ -16,24 +16,32 @@ momentum. Steps: ``z = P(x_k + eta * sign(grad))`` (Linf) or ``P(x_k + eta * gra
 (L2), ``x_{k+1} = P(x_k + 0.75 (z - x_k) + 0.25 (x_k - x_{k-1}))`` (no momentum on the first
 step), ``P`` the projection onto the threat model.
 
-Each sample leaves the batch at the first point that fools the model (that point is returned);
-a sample never fooled gets its highest-loss point. Restarts (and APGD-T's target classes) run
-only on the samples not yet broken. Every run starts with one forward pass on the clean batch:
-samples misclassified already are returned as they are and not attacked.
+The attacks see the goal only through the objective (`robustbench_lite.tasks.objective`):
+APGD-CE maximises its loss, APGD-DLR its DLR loss (capability ``dlr``), APGD-T runs toward
+each of its class rounds (``class-rounds``) with their DLR loss. Each sample leaves the batch
+at the first point that reaches the objective (that point is returned); a sample never
+broken gets its highest-loss point. Restarts (and APGD-T's rounds) run only on the samples
+not yet broken. Every run starts with one forward pass on the clean batch: samples whose
+objective is reached already (misclassified ones, for classification) are returned as they
+are and not attacked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from enum import Enum
-from typing import ClassVar
 
 import torch
-from torch.nn import functional
 
-from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
-from robustbench_lite.attacks.losses import dlr_loss, strongest_other, targeted_dlr_loss
+from robustbench_lite.attacks.base import Attack, AttackKind
 from robustbench_lite.errors import AttackError
+from robustbench_lite.tasks.classification.objectives import (
+    CLASS_ROUNDS,
+    DLR,
+    OffersClassRounds,
+    OffersDLR,
+)
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 #: Momentum weight of the paper (``alpha``; the first step takes none).
@@ -43,45 +51,16 @@ MOMENTUM = 0.75
 FIRST_CHECKPOINT = 0.22
 INTERVAL_DECREMENT = 0.03
 MIN_INTERVAL = 0.06
-class _Loss(str, Enum):
-    CE = "ce"
-    DLR = "dlr"
+
+#: The loss one APGD run maximises: an objective's per-sample loss on the model's outputs.
+LossFn = Callable[[Objective, torch.Tensor], torch.Tensor]
 
 
-class _Goal(str, Enum):
-    #: Leave ``labels`` (the true class); the loss pushes away from it.
-    UNTARGETED = "untargeted"
-    #: Reach ``targets`` (a targeted threat: the true class is unknown).
-    TARGETED = "targeted"
-    #: Leave ``labels`` by pushing toward ``targets`` (APGD-T on an untargeted threat).
-    TOWARD = "toward"
-
-
-@dataclass(frozen=True)
-class _Objective:
-    loss: _Loss
-    goal: _Goal
-
-    def value(self, logits: torch.Tensor, labels: torch.Tensor,
-              targets: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss to maximise."""
-        if self.goal is _Goal.UNTARGETED:
-            if self.loss is _Loss.CE:
-                return functional.cross_entropy(logits, labels, reduction="none")
-            return dlr_loss(logits, labels)
-        if self.loss is _Loss.CE:
-            if self.goal is _Goal.TARGETED:
-                return -functional.cross_entropy(logits, targets, reduction="none")
-            raise AttackError("APGD toward a target class uses the DLR loss")
-        if self.goal is _Goal.TARGETED:
-            # The true class is unknown: push the target above the strongest other class.
-            labels = strongest_other(logits.detach(), targets)
-        return targeted_dlr_loss(logits, labels, targets)
-
-    def success(self, logits: torch.Tensor, labels: torch.Tensor,
-                targets: torch.Tensor) -> torch.Tensor:
-        predicted = logits.argmax(dim=1)
-        return predicted == targets if self.goal is _Goal.TARGETED else predicted != labels
+def dlr_of(objective: Objective, outputs: torch.Tensor) -> torch.Tensor:
+    """The objective's DLR loss (capability ``dlr``: APGD-DLR and APGD-T)."""
+    if not isinstance(objective, OffersDLR):
+        raise AttackError(f"objective {objective.name!r} offers no DLR loss")
+    return objective.dlr(outputs)
 
 
 @dataclass(frozen=True)
@@ -89,9 +68,8 @@ class _State:
     """Per-sample tensors of the samples still being attacked (first dimension aligned)."""
 
     index: torch.Tensor  # position in the batch handed to `_apgd`
+    goal: Objective
     x: torch.Tensor
-    labels: torch.Tensor
-    targets: torch.Tensor
     x_adv: torch.Tensor
     x_prev: torch.Tensor
     grad: torch.Tensor
@@ -105,7 +83,9 @@ class _State:
     loss_best_last: torch.Tensor
 
     def keep(self, mask: torch.Tensor) -> _State:
-        return replace(self, **{f.name: getattr(self, f.name)[mask] for f in fields(self)})
+        return replace(self, goal=self.goal.select(mask),
+                       **{f.name: getattr(self, f.name)[mask] for f in fields(self)
+                          if f.name != "goal"})
 
 
 def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -133,21 +113,20 @@ def _direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:
     return grad / _per_sample(norms, grad)
 
 
-def _evaluate(model: LogitsFn, objective: _Objective, x_adv: torch.Tensor,
-              labels: torch.Tensor, targets: torch.Tensor,
+def _evaluate(model: ModelFn, loss_fn: LossFn, goal: Objective, x_adv: torch.Tensor,
               need_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """One forward (and backward, if ``need_grad``) pass: logits, per-sample loss, gradient
+    """One forward (and backward, if ``need_grad``) pass: outputs, per-sample loss, gradient
     of the summed loss with respect to ``x_adv`` only."""
     if not need_grad:
         with torch.no_grad():
-            logits = model(x_adv)
-            return logits, objective.value(logits, labels, targets), None
+            outputs = model(x_adv)
+            return outputs, loss_fn(goal, outputs), None
     x_req = x_adv.detach().requires_grad_(True)
     with torch.enable_grad():
-        logits = model(x_req)
-        loss = objective.value(logits, labels, targets)
+        outputs = model(x_req)
+        loss = loss_fn(goal, outputs)
         (grad,) = torch.autograd.grad(loss.sum(), x_req)
-    return logits.detach(), loss.detach(), grad
+    return outputs.detach(), loss.detach(), grad
 
 
 @dataclass(frozen=True)
@@ -157,19 +136,19 @@ class _Outcome:
     loss: torch.Tensor
 
 
-def _apgd(model: LogitsFn, objective: _Objective, x: torch.Tensor, labels: torch.Tensor,
-          targets: torch.Tensor, threat: ThreatModel, steps: int, rho: float,
-          generator: torch.Generator) -> _Outcome:
-    """One APGD run from a random start on every sample of ``x`` (``threat.eps > 0``)."""
+def _apgd(model: ModelFn, loss_fn: LossFn, objective: Objective, x: torch.Tensor,
+          threat: ThreatModel, steps: int, rho: float, generator: torch.Generator) -> _Outcome:
+    """One APGD run from a random start on every sample of ``x`` (``threat.eps > 0``),
+    maximising ``loss_fn`` of ``objective`` until `Objective.success`."""
     out_x = x.clone()
     out_broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     out_loss = torch.full((len(x),), float("-inf"), dtype=x.dtype, device=x.device)
 
     x_adv = _random_start(x, threat, generator)
-    logits, loss, grad = _evaluate(model, objective, x_adv, labels, targets, steps > 0)
+    outputs, loss, grad = _evaluate(model, loss_fn, objective, x_adv, steps > 0)
     assert grad is not None
     state = _State(
-        index=torch.arange(len(x), device=x.device), x=x, labels=labels, targets=targets,
+        index=torch.arange(len(x), device=x.device), goal=objective, x=x,
         x_adv=x_adv, x_prev=x_adv, grad=grad, x_best=x_adv, grad_best=grad,
         loss_best=loss, loss_prev=loss,
         step=torch.full((len(x),), 2 * threat.eps, dtype=x.dtype, device=x.device),
@@ -190,8 +169,8 @@ def _apgd(model: LogitsFn, objective: _Objective, x: torch.Tensor, labels: torch
                 z = threat.project(s.x_adv + step * _direction(s.grad, threat.norm), s.x)
                 x_new = threat.project(
                     s.x_adv + alpha * (z - s.x_adv) + (1 - alpha) * (s.x_adv - s.x_prev), s.x)
-            logits, loss, new_grad = _evaluate(model, objective, x_new, s.labels, s.targets,
-                                               need_grad=i < steps)
+            outputs, loss, new_grad = _evaluate(model, loss_fn, s.goal, x_new,
+                                                need_grad=i < steps)
             with torch.no_grad():
                 grad = s.grad if new_grad is None else new_grad
                 improved = loss > s.loss_best
@@ -208,7 +187,7 @@ def _apgd(model: LogitsFn, objective: _Objective, x: torch.Tensor, labels: torch
                     since_checkpoint = 0
                     interval = max(interval - decrement, min_interval)
         with torch.no_grad():
-            fooled = objective.success(logits, state.labels, state.targets)
+            fooled = state.goal.success(outputs)
             if bool(fooled.any()):
                 where = state.index[fooled]
                 out_x[where] = state.x_adv[fooled]
@@ -242,8 +221,6 @@ def _checkpoint(s: _State, interval: int, rho: float) -> _State:
 class _APGDBase(Attack):
     norms = frozenset({Norm.LINF, Norm.L2})
     kind = AttackKind.GRADIENT
-    supports_targeted = True
-    _loss: ClassVar[_Loss]
 
     def __init__(self, *, steps: int = 100, restarts: int = 1, rho: float = 0.75) -> None:
         if steps < 1 or restarts < 1 or not 0 < rho <= 1:
@@ -254,30 +231,32 @@ class _APGDBase(Attack):
         self.rho = rho
         self._set_params(steps=steps, restarts=restarts, rho=rho)
 
-    def _rounds(self, clean_logits: torch.Tensor, y: torch.Tensor,
-                threat: ThreatModel) -> list[tuple[_Objective, torch.Tensor]]:
-        """The (objective, per-sample target) pairs to run in turn, each ``restarts`` times."""
-        goal = _Goal.TARGETED if threat.targeted else _Goal.UNTARGETED
-        return [(_Objective(self._loss, goal), y)]
+    def _loss(self, objective: Objective, outputs: torch.Tensor) -> torch.Tensor:
+        """The per-sample loss each APGD run maximises (default: the objective's own)."""
+        return objective.loss(outputs)
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def _rounds(self, clean_outputs: torch.Tensor, objective: Objective) -> list[Objective]:
+        """The objectives to run in turn, each ``restarts`` times, on the samples not yet
+        broken; each one's success implies ``objective``'s."""
+        return [objective]
+
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         x = x.detach()
         x_out = x.clone()
         if threat.eps == 0 or len(x) == 0:
             return x_out
         with torch.no_grad():
-            clean_logits = model(x_out)
-        goal = _Goal.TARGETED if threat.targeted else _Goal.UNTARGETED
-        broken = _Objective(self._loss, goal).success(clean_logits, y, y)
+            clean_outputs = model(x_out)
+        broken = objective.success(clean_outputs)
         remaining = (~broken).nonzero().squeeze(1)
         best_loss = torch.full((len(x),), float("-inf"), dtype=x.dtype, device=x.device)
-        for objective, targets in self._rounds(clean_logits, y, threat):
+        for goal in self._rounds(clean_outputs, objective):
             for _ in range(self.restarts):
                 if len(remaining) == 0:
                     return x_out
-                outcome = _apgd(model, objective, x[remaining], y[remaining],
-                                targets[remaining], threat, self.steps, self.rho, generator)
+                outcome = _apgd(model, self._loss, goal.select(remaining), x[remaining],
+                                threat, self.steps, self.rho, generator)
                 better = outcome.broken | (outcome.loss > best_loss[remaining])
                 chosen = remaining[better]
                 x_out[chosen] = outcome.x_adv[better]
@@ -287,10 +266,9 @@ class _APGDBase(Attack):
 
 
 class APGDCE(_APGDBase):
-    """APGD-CE (Linf, L2): Auto-PGD on the cross-entropy loss (Croce & Hein, ICML 2020).
-
-    Untargeted: maximises the cross-entropy of the true class. Targeted threat: minimises the
-    cross-entropy of the target class.
+    """APGD-CE (Linf, L2): Auto-PGD on the objective's loss (Croce & Hein, ICML 2020); any
+    task. For classification that is the cross-entropy of the true class (untargeted) or
+    minus the cross-entropy of the target (targeted).
 
     Args:
         steps: gradient steps per restart (default 100).
@@ -304,15 +282,15 @@ class APGDCE(_APGDBase):
     """
 
     name = "apgd-ce"
-    _loss = _Loss.CE
 
 
 class APGDDLR(_APGDBase):
     """APGD-DLR (Linf, L2): Auto-PGD on the difference-of-logits-ratio loss (Croce & Hein,
     ICML 2020), ``-(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3)``, invariant to shifts and
-    rescalings of the logits. Needs at least 3 classes.
+    rescalings of the logits. Needs an objective offering ``dlr`` (classification, at least
+    3 classes).
 
-    Targeted threat: the targeted DLR loss ``-(z_o - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``
+    Targeted objective: the targeted DLR loss ``-(z_o - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``
     toward the target ``t``, ``o`` being the strongest other class at each step (at least 4
     classes).
 
@@ -328,17 +306,21 @@ class APGDDLR(_APGDBase):
     """
 
     name = "apgd-dlr"
-    _loss = _Loss.DLR
+    requires = frozenset({DLR})
+
+    def _loss(self, objective: Objective, outputs: torch.Tensor) -> torch.Tensor:
+        return dlr_of(objective, outputs)
 
 
 class APGDT(_APGDBase):
-    """APGD-T (Linf, L2): AutoAttack's targeted Auto-PGD (Croce & Hein, ICML 2020).
+    """APGD-T (Linf, L2): AutoAttack's targeted Auto-PGD (Croce & Hein, ICML 2020). Needs an
+    objective offering ``dlr`` and ``class-rounds`` (classification, at least 4 classes).
 
-    Untargeted threat: for each of the ``n_target_classes`` classes with the highest clean
+    Untargeted objective: for each of the ``n_target_classes`` classes with the highest clean
     logits other than the true one, in turn, runs APGD on the targeted DLR loss
     ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)`` toward that class, on the samples not yet
-    misclassified. Targeted threat: the same loss toward the given targets ``t``, with ``y``
-    the strongest other class at each step (as APGD-DLR). Needs at least 4 classes.
+    misclassified. Targeted objective: one round, the same loss toward the given targets
+    ``t``, with ``y`` the strongest other class at each step (as APGD-DLR).
 
     Args:
         steps: gradient steps per restart (default 100).
@@ -346,16 +328,16 @@ class APGDT(_APGDBase):
             not yet broken (default 1).
         rho: at a checkpoint the step size is halved if fewer than this fraction of the steps
             since the last one increased the loss (default 0.75).
-        n_target_classes: target classes tried on an untargeted threat, capped at the number
-            of classes minus one (default 9).
+        n_target_classes: target classes tried on an untargeted objective, capped at the
+            number of classes minus one (default 9).
 
     Cost: about ``steps * restarts * n_target_classes`` forward and backward passes per
-    sample on an untargeted threat (``steps * restarts`` on a targeted one; fewer for samples
-    broken early), plus one forward pass on the clean batch.
+    sample on an untargeted objective (``steps * restarts`` on a targeted one; fewer for
+    samples broken early), plus one forward pass on the clean batch.
     """
 
     name = "apgd-t"
-    _loss = _Loss.DLR
+    requires = frozenset({DLR, CLASS_ROUNDS})
 
     def __init__(self, *, steps: int = 100, restarts: int = 1, rho: float = 0.75,
                  n_target_classes: int = 9) -> None:
@@ -366,17 +348,14 @@ class APGDT(_APGDBase):
         self._set_params(steps=steps, restarts=restarts, rho=rho,
                          n_target_classes=n_target_classes)
 
-    def _rounds(self, clean_logits: torch.Tensor, y: torch.Tensor,
-                threat: ThreatModel) -> list[tuple[_Objective, torch.Tensor]]:
-        if clean_logits.shape[1] < 4:
-            raise AttackError("apgd-t needs a model with at least 4 classes")
-        if threat.targeted:
-            return [(_Objective(_Loss.DLR, _Goal.TARGETED), y)]
-        count = min(self.n_target_classes, clean_logits.shape[1] - 1)
-        others = clean_logits.scatter(1, y[:, None], float("-inf"))
-        ranked = others.topk(count, dim=1).indices
-        toward = _Objective(_Loss.DLR, _Goal.TOWARD)
-        return [(toward, ranked[:, j]) for j in range(count)]
+    def _rounds(self, clean_outputs: torch.Tensor, objective: Objective) -> list[Objective]:
+        if not isinstance(objective, OffersClassRounds):
+            raise AttackError(f"apgd-t needs an objective offering {CLASS_ROUNDS}, not "
+                              f"{objective.name!r}")
+        return objective.rounds(clean_outputs, self.n_target_classes)
+
+    def _loss(self, objective: Objective, outputs: torch.Tensor) -> torch.Tensor:
+        return dlr_of(objective, outputs)
 
 
-__all__ = ["APGDCE", "APGDDLR", "APGDT", "dlr_loss", "targeted_dlr_loss"]
+__all__ = ["APGDCE", "APGDDLR", "APGDT"]

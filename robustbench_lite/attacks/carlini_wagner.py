@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import torch
 
-from robustbench_lite.attacks.base import LogitsFn, MinimumNormAttack
+from robustbench_lite.attacks._classes import (
+    class_goal,
+    labels_or_targets_reason,
+    targets_first,
+)
+from robustbench_lite.attacks.base import MinimumNormAttack
 from robustbench_lite.errors import AttackError
-from robustbench_lite.threat import Norm, ThreatModel
+from robustbench_lite.tasks.objective import ModelFn, Objective
+from robustbench_lite.threat import Norm
 
 #: Keeps ``2x - 1`` strictly inside (-1, 1) so that ``atanh`` is finite at pixels 0 and 1.
 _TANH_SCALE = 1 - 1e-6
@@ -25,7 +31,8 @@ _NO_UPPER = 1e10
 
 
 class CarliniWagnerL2(MinimumNormAttack):
-    """Carlini & Wagner (L2), untargeted or targeted, minimum-norm.
+    """Carlini & Wagner (L2), untargeted or targeted, minimum-norm. Serves objectives
+    offering ``targets`` (it reaches them) or ``labels`` (it leaves them).
 
     Args:
         binary_search_steps: outer steps of the per-sample binary search on ``c`` (default
@@ -47,7 +54,6 @@ class CarliniWagnerL2(MinimumNormAttack):
 
     name = "cw-l2"
     norms = frozenset({Norm.L2})
-    supports_targeted = True
 
     def __init__(self, *, binary_search_steps: int = 9, steps: int = 100,
                  learning_rate: float = 0.01, initial_const: float = 1e-3,
@@ -67,21 +73,20 @@ class CarliniWagnerL2(MinimumNormAttack):
                          learning_rate=learning_rate, initial_const=initial_const,
                          confidence=confidence, abort_early=abort_early)
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-            generator: torch.Generator) -> torch.Tensor:
-        """`MinimumNormAttack.run`, with targeted threats too (``y``: target labels)."""
-        if threat.norm not in self.norms:
-            raise AttackError(f"cw-l2 supports l2 only, not {threat.norm.value}")
-        found = self.minimise(model, x, y, targeted=threat.targeted)
-        return threat.project(found, x)
+    def serves(self, objective: type[Objective]) -> bool:
+        return targets_first(objective.offers) is not None
 
-    def find_minimal(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, norm: Norm,
+    def unserved_reason(self, objective: type[Objective]) -> str:
+        return labels_or_targets_reason(self.name, objective)
+
+    def find_minimal(self, model: ModelFn, x: torch.Tensor, objective: Objective, norm: Norm,
                      generator: torch.Generator) -> torch.Tensor:
         if norm not in self.norms:
             raise AttackError(f"cw-l2 supports l2 only, not {norm.value}")
-        return self.minimise(model, x, y, targeted=False)
+        goal = class_goal(objective, self.name)
+        return self.minimise(model, x, goal.classes, targeted=goal.targeted)
 
-    def minimise(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, *,
+    def minimise(self, model: ModelFn, x: torch.Tensor, y: torch.Tensor, *,
                  targeted: bool = False) -> torch.Tensor:
         """Smallest adversarial examples found for ``x`` (``y``: true labels, or target
         labels when ``targeted``); ``x`` itself where none was found."""

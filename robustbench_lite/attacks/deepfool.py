@@ -3,8 +3,9 @@
 Moosavi-Dezfooli, Fawzi & Frossard, "DeepFool: a simple and accurate method to fool deep
 neural networks", CVPR 2016. At each step the classifier is linearised around the current
 point; the perturbation that reaches the nearest linearised decision boundary (among the
-``candidates`` most likely classes) is added, until the prediction changes. The accumulated
-perturbation is finally scaled by ``1 + overshoot`` to cross the boundary. Linf and L2.
+``candidates`` most likely classes) is added, until the objective is reached (the prediction
+changes). The accumulated perturbation is finally scaled by ``1 + overshoot`` to cross the
+boundary. Linf and L2; untargeted classification only (it needs the objective's ``labels``).
 Cost: one forward pass and at most ``candidates - 1`` input gradients per step and still
 unfooled sample, so at most ``steps * candidates`` gradient computations.
 """
@@ -13,13 +14,17 @@ from __future__ import annotations
 
 import torch
 
-from robustbench_lite.attacks.base import LogitsFn, MinimumNormAttack
+from robustbench_lite.attacks._classes import labels_of
+from robustbench_lite.attacks.base import MinimumNormAttack
 from robustbench_lite.errors import AttackError
-from robustbench_lite.threat import Norm, ThreatModel
+from robustbench_lite.tasks.classification.objectives import LABELS
+from robustbench_lite.tasks.objective import ModelFn, Objective
+from robustbench_lite.threat import Norm
 
 
 class DeepFool(MinimumNormAttack):
-    """DeepFool (Linf, L2), untargeted, minimum-norm.
+    """DeepFool (Linf, L2), untargeted, minimum-norm. Needs an objective offering
+    ``labels`` (the true classes, whose boundaries it crosses).
 
     Args:
         steps: maximum number of linearisation steps (default 50).
@@ -30,13 +35,13 @@ class DeepFool(MinimumNormAttack):
 
     Cost: at most ``steps + 1`` forward passes and ``steps * (candidates - 1)`` input
     gradients (``<= steps * candidates``), each over the samples not fooled yet; a sample stops
-    as soon as it is misclassified.
+    as soon as it reaches the objective (`Objective.success`: misclassified).
     Randomness: none (``generator`` is unused).
     """
 
     name = "deepfool"
     norms = frozenset({Norm.LINF, Norm.L2})
-    supports_targeted = False
+    requires = frozenset({LABELS})
 
     def __init__(self, *, steps: int = 50, overshoot: float = 0.02,
                  candidates: int = 10) -> None:
@@ -47,22 +52,16 @@ class DeepFool(MinimumNormAttack):
         self.candidates = candidates
         self._set_params(steps=steps, overshoot=overshoot, candidates=candidates)
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-            generator: torch.Generator) -> torch.Tensor:
-        if threat.targeted:
-            raise AttackError("deepfool is untargeted only")
-        return super().run(model, x, y, threat, generator)
-
-    def find_minimal(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, norm: Norm,
+    def find_minimal(self, model: ModelFn, x: torch.Tensor, objective: Objective, norm: Norm,
                      generator: torch.Generator) -> torch.Tensor:
         if norm not in self.norms:
             raise AttackError(f"deepfool supports {sorted(n.value for n in self.norms)}, "
                               f"not {norm.value}")
+        y = labels_of(objective, self.name).to(x.device)
         x = x.detach()
         result = x.clone()
         if len(x) == 0:
             return result
-        y = y.to(x.device)
         with torch.no_grad():
             clean_logits = model(x)
         k = min(self.candidates, clean_logits.shape[1])
@@ -79,7 +78,8 @@ class DeepFool(MinimumNormAttack):
         for _ in range(self.steps):
             x_active = x_cur[active].requires_grad_(True)
             logits = model(x_active)
-            fooled = logits.detach().argmax(dim=1) != y[active]
+            with torch.no_grad():
+                fooled = objective.select(active).success(logits.detach())
             if bool(fooled.any()):
                 result[active[fooled]] = x_cur[active[fooled]]
             keep = ~fooled
@@ -91,7 +91,7 @@ class DeepFool(MinimumNormAttack):
                 r_total[active] += step
                 x_cur[active] = (x[active] + (1 + self.overshoot) * r_total[active]).clamp(0, 1)
         with torch.no_grad():
-            fooled = model(x_cur[active]).argmax(dim=1) != y[active]
+            fooled = objective.select(active).success(model(x_cur[active]))
         result[active[fooled]] = x_cur[active[fooled]]
         return result
 

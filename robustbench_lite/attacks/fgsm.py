@@ -1,23 +1,25 @@
 """Fast Gradient Sign Method (Linf) and Fast Gradient Method (L2).
 
 Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR 2015.
-One gradient of the cross-entropy loss and one step of size eps: its sign (Linf) or its
+One gradient of the objective's loss (for classification: the cross-entropy of the true
+class, or minus that of the target) and one step of size eps: its sign (Linf) or its
 L2-normalised direction (L2). Cost: one forward and one backward pass per sample.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.nn import functional
 
-from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.base import Attack, AttackKind
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 
-def loss_gradient(model: LogitsFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Gradient of the summed cross-entropy with respect to the input only."""
+def loss_gradient(model: ModelFn, x: torch.Tensor, objective: Objective) -> torch.Tensor:
+    """Gradient of the objective's summed loss with respect to the input only (each sample's
+    gradient is its own loss's: the samples are independent)."""
     x_req = x.detach().clone().requires_grad_(True)
-    loss = functional.cross_entropy(model(x_req), y, reduction="sum")
+    loss = objective.loss(model(x_req)).sum()
     (grad,) = torch.autograd.grad(loss, x_req)
     return grad
 
@@ -30,10 +32,9 @@ def unit_l2(grad: torch.Tensor) -> torch.Tensor:
 
 
 class _SingleStep(Attack):
-    """One step of size eps along `direction` of the loss gradient."""
+    """One step of size eps along `direction` of the loss gradient (ascent)."""
 
     kind = AttackKind.GRADIENT
-    supports_targeted = True
     single_step = True
 
     def __init__(self) -> None:
@@ -43,15 +44,15 @@ class _SingleStep(Attack):
     def direction(grad: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
-        sign = -1.0 if threat.targeted else 1.0
-        step = threat.eps * self.direction(loss_gradient(model, x, y))
-        return threat.project(x + sign * step, x).detach()
+        step = threat.eps * self.direction(loss_gradient(model, x, objective))
+        return threat.project(x + step, x).detach()
 
 
 class FGSM(_SingleStep):
-    """FGSM (Linf): ``x + eps * sign(grad)``. No hyperparameters. One gradient per sample."""
+    """FGSM (Linf): ``x + eps * sign(grad)``, ``grad`` the gradient of the objective's loss.
+    No hyperparameters. One gradient per sample."""
 
     name = "fgsm"
     norms = frozenset({Norm.LINF})
@@ -62,7 +63,8 @@ class FGSM(_SingleStep):
 
 
 class FGM(_SingleStep):
-    """FGM (L2): ``x + eps * grad / ||grad||_2``. No hyperparameters. One gradient per sample."""
+    """FGM (L2): ``x + eps * grad / ||grad||_2``, ``grad`` the gradient of the objective's
+    loss. No hyperparameters. One gradient per sample."""
 
     name = "fgm"
     norms = frozenset({Norm.L2})

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.base import Attack, AttackKind
 from robustbench_lite.errors import AttackError
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 DISTRIBUTIONS = ("uniform", "gaussian")
@@ -32,8 +33,9 @@ class NoiseAttack(Attack):
 
             Every draw is then clipped to the pixel box.
         samples: random perturbations tried per input (default 10). Each input keeps the
-            first draw that fools the model (targeted: that reaches the target), else the
-            last one; fooled inputs are not queried again.
+            first draw that reaches the objective (`Objective.success`: for classification,
+            misclassified or, targeted, the target class), else the last one; inputs that
+            reached it are not queried again.
 
     Cost: at most ``samples`` forward passes per sample.
     """
@@ -41,7 +43,6 @@ class NoiseAttack(Attack):
     name = "noise"
     norms = frozenset({Norm.LINF, Norm.L2})
     kind = AttackKind.BASELINE
-    supports_targeted = True
 
     def __init__(self, *, distribution: str = "uniform", samples: int = 10) -> None:
         if distribution not in DISTRIBUTIONS:
@@ -53,7 +54,7 @@ class NoiseAttack(Attack):
         self.samples = samples
         self._set_params(distribution=distribution, samples=samples)
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         if threat.norm not in self.norms:
             raise AttackError(f"noise supports linf and l2, not {threat.norm.value}")
@@ -65,9 +66,7 @@ class NoiseAttack(Attack):
             for _ in range(self.samples):
                 clean = x[remaining]
                 candidate = threat.project(clean + self._draw(clean, threat, generator), clean)
-                predicted = model(candidate).argmax(dim=1)
-                target = y[remaining]
-                fooled = predicted == target if threat.targeted else predicted != target
+                fooled = objective.select(remaining).success(model(candidate))
                 best[remaining] = candidate
                 remaining = remaining[~fooled]
                 if len(remaining) == 0:

@@ -5,9 +5,10 @@ adversarial attack via random search", ECCV 2020. Starting from a perturbation o
 of the eps-ball, every iteration changes the perturbation inside one randomly placed square
 (Linf: the square is set to ±eps per channel; L2: the L2 mass of two squares is redistributed
 into one of them) and keeps the change only if it lowers the margin loss. The side of the
-square follows a piecewise-constant schedule that shrinks it as the search goes on.
-Only forward passes: no gradients. Cost: at most ``n_queries`` forward passes per sample and
-restart; samples leave the batch as soon as they are broken.
+square follows a piecewise-constant schedule that shrinks it as the search goes on. The margin
+is the objective's (`Objective.margin`), so any task works; a sample counts as broken once
+its margin is negative. Only forward passes: no gradients. Cost: at most ``n_queries``
+forward passes per sample and restart; samples leave the batch as soon as they are broken.
 """
 
 from __future__ import annotations
@@ -16,25 +17,15 @@ import math
 
 import torch
 
-from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.base import Attack, AttackKind
 from robustbench_lite.errors import AttackError
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 #: Iterations (on a 10 000-iteration scale) after which the paper halves p.
 _P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 #: Linf: how many times a sign draw that would leave the square unchanged is redrawn.
 _MAX_SIGN_REDRAWS = 32
-
-
-def margin_loss(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """Per-sample margin, negative exactly when the attack succeeds.
-
-    Untargeted: ``z_y - max_{i != y} z_i``; targeted (``y`` the target): ``max_{i != y} z_i -
-    z_y``. Both are minimised.
-    """
-    own = logits.gather(1, y.view(-1, 1)).squeeze(1)
-    others = logits.scatter(1, y.view(-1, 1), float("-inf")).amax(dim=1)
-    return others - own if targeted else own - others
 
 
 def p_schedule(p_init: float, iteration: int, n_queries: int) -> float:
@@ -90,7 +81,7 @@ def _per_sample_norm(delta: torch.Tensor) -> torch.Tensor:
 
 
 class SquareAttack(Attack):
-    """Square Attack (Linf, L2), score-based: it sees only the logits.
+    """Square Attack (Linf, L2), score-based: it sees only the model's outputs.
 
     Args:
         n_queries: query budget per sample and restart, the initial query included
@@ -106,9 +97,10 @@ class SquareAttack(Attack):
 
     The side of the square is ``round(sqrt(p * H * W))``, at least 1 (Linf) or 3 and odd
     (L2), at most ``min(H, W)``; ``p`` halves at iterations 10, 50, 200, 500, 1000, 2000, 4000,
-    6000 and 8000 of 10 000, rescaled to ``n_queries``. Loss: the margin ``z_y - max_{i!=y}
-    z_i`` (targeted: ``max_{i!=t} z_i - z_t``); a sample is broken once it is negative and is
-    not queried again. Square positions are drawn per sample. Inputs are ``(N, C, H, W)``,
+    6000 and 8000 of 10 000, rescaled to ``n_queries``. Loss: the objective's margin
+    (`Objective.margin`; for classification ``z_y - max_{i!=y} z_i``, targeted ``max_{i!=t}
+    z_i - z_t``), minimised; a sample is broken once it is negative and is not queried
+    again. Square positions are drawn per sample. Inputs are ``(N, C, H, W)``,
     ``(N, H, W)`` or ``(N, D)`` (treated as one channel, one row).
     Cost: at most ``n_queries * restarts`` forward passes per sample, no backward pass.
     """
@@ -116,7 +108,6 @@ class SquareAttack(Attack):
     name = "square"
     norms = frozenset({Norm.LINF, Norm.L2})
     kind = AttackKind.SCORE
-    supports_targeted = True
 
     def __init__(self, *, n_queries: int = 5000, p_init: float = 0.8, restarts: int = 1
                  ) -> None:
@@ -128,7 +119,7 @@ class SquareAttack(Attack):
         self.restarts = restarts
         self._set_params(n_queries=n_queries, p_init=p_init, restarts=restarts)
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         if threat.norm not in self.norms:
             raise AttackError(f"square supports linf and l2, not {threat.norm.value}")
@@ -145,8 +136,8 @@ class SquareAttack(Attack):
             best_loss = torch.full((len(x),), float("inf"), device=x.device)
             remaining = torch.arange(len(x), device=x.device)
             for _ in range(self.restarts):
-                x_adv, loss = self._one_run(model4d, images[remaining], y[remaining], threat,
-                                            generator)
+                x_adv, loss = self._one_run(model4d, images[remaining],
+                                            objective.select(remaining), threat, generator)
                 better = loss < best_loss[remaining]
                 best[remaining[better]] = x_adv[better]
                 best_loss[remaining[better]] = loss[better].to(best_loss.dtype)
@@ -166,14 +157,15 @@ class SquareAttack(Attack):
         raise AttackError(f"square needs inputs of shape (N, C, H, W), (N, H, W) or (N, D), "
                           f"got {tuple(x.shape)}")
 
-    def _one_run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _one_run(self, model: ModelFn, x: torch.Tensor, objective: Objective,
+                 threat: ThreatModel, generator: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """One run on 4-d images; returns the best images and their margins."""
         if threat.norm is Norm.LINF:
             x_best = self._init_linf(x, threat, generator)
         else:
             x_best = self._init_l2(x, threat, generator)
-        loss = margin_loss(model(x_best), y, threat.targeted)
+        loss = objective.margin(model(x_best))
         height, width = x.shape[2], x.shape[3]
         for iteration in range(self.n_queries - 1):
             active = (loss >= 0).nonzero().squeeze(1)
@@ -189,7 +181,7 @@ class SquareAttack(Attack):
                 side = max(side, 3)
                 side = min(side + (side % 2 == 0), height, width)
                 candidate = self._step_l2(x_act, best_act, side, threat, generator)
-            new_loss = margin_loss(model(candidate), y[active], threat.targeted)
+            new_loss = objective.select(active).margin(model(candidate))
             improved = new_loss < loss[active]
             x_best[active[improved]] = candidate[improved]
             loss[active[improved]] = new_loss[improved]

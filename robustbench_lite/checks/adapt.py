@@ -2,7 +2,9 @@
 
 Each `Adaptation` wraps the model function a gradient attack differentiates; the host still
 judges success on the real model. `adapted` turns an attack into ``NAME+TAG`` that runs on the
-wrapped model, so the adaptive cells count in the worst case next to the plain ones.
+wrapped model, so the adaptive cells count in the worst case next to the plain ones. The
+objective is passed through unchanged, and the adapted attack serves exactly the objectives
+its inner attack serves.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from robustbench_lite.attacks.base import Attack, LogitsFn
+from robustbench_lite.attacks.base import Attack
 from robustbench_lite.checks.base import Adaptation
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import ThreatModel
 
 #: Forward passes averaged by Expectation over Transformation.
@@ -48,14 +51,14 @@ class _StraightThrough(TorchFunctionMode):
         return out
 
 
-def expectation(samples: int = EOT_SAMPLES) -> Callable[[LogitsFn], LogitsFn]:
+def expectation(samples: int = EOT_SAMPLES) -> Callable[[ModelFn], ModelFn]:
     """Expectation over Transformation: the mean of ``samples`` forward passes."""
-    def wrap(model: LogitsFn) -> LogitsFn:
+    def wrap(model: ModelFn) -> ModelFn:
         return lambda x: torch.stack([model(x) for _ in range(samples)]).mean(dim=0)
     return wrap
 
 
-def straight_through(model: LogitsFn) -> LogitsFn:
+def straight_through(model: ModelFn) -> ModelFn:
     """BPDA with the identity: step functions (round, floor, sign, ...) and ``detach`` in
     the model's forward pass let gradients through (Python modules only; TorchScript code is
     out of reach)."""
@@ -65,12 +68,12 @@ def straight_through(model: LogitsFn) -> LogitsFn:
     return forward
 
 
-def log_probabilities(model: LogitsFn) -> LogitsFn:
+def log_probabilities(model: ModelFn) -> ModelFn:
     """For a model that returns probabilities: their logarithm, which losses expect."""
     return lambda x: torch.log(model(x).clamp_min(1e-30))
 
 
-def rescaled(model: LogitsFn) -> LogitsFn:
+def rescaled(model: ModelFn) -> ModelFn:
     """Logits divided by their per-sample standard deviation (held constant), so a softmax
     saturated by a huge scale gives gradients again; the ranking is unchanged."""
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -80,18 +83,28 @@ def rescaled(model: LogitsFn) -> LogitsFn:
 
 
 class AdaptedAttack(Attack):
-    """An attack running on a model changed by adaptations (see `adapted`)."""
+    """An attack running on a model changed by adaptations (see `adapted`). Which threat
+    models and objectives it handles is the inner attack's answer."""
 
     def __init__(self, inner: Attack, adaptations: Sequence[Adaptation]) -> None:
         self.inner = inner
         self.adaptations = tuple(sorted(adaptations, key=lambda adaptation: adaptation.layer))
         self._set_params(**inner.params)
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def supports(self, threat: ThreatModel) -> bool:
+        return self.inner.supports(threat)
+
+    def serves(self, objective: type[Objective]) -> bool:
+        return self.inner.serves(objective)
+
+    def unserved_reason(self, objective: type[Objective]) -> str:
+        return self.inner.unserved_reason(objective)
+
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         for adaptation in self.adaptations:
             model = adaptation.wrap(model)
-        return self.inner.run(model, x, y, threat, generator)
+        return self.inner.run(model, x, objective, threat, generator)
 
 
 def adapted(attack: Attack, adaptations: Sequence[Adaptation]) -> Attack:
@@ -100,7 +113,8 @@ def adapted(attack: Attack, adaptations: Sequence[Adaptation]) -> Attack:
     name = "+".join([attack.name, *(adaptation.tag for adaptation in adaptations)])
     cls = type(type(attack).__name__ + "Adapted", (AdaptedAttack,), {
         "name": name, "norms": attack.norms, "kind": attack.kind,
-        "supports_targeted": attack.supports_targeted, "single_step": attack.single_step,
+        "requires": attack.requires, "version": attack.version,
+        "single_step": attack.single_step,
         "__doc__": f"{attack.name} through {', '.join(a.tag for a in adaptations)}."})
     instance: Attack = cls(attack, adaptations)
     return instance

@@ -23,9 +23,10 @@ import torch
 
 from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import attack_batch, batch_seed
+from robustbench_lite.host.attack import CLASSIFICATION, attack_batch, batch_seed
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import AuditResult, SanityCheck
+from robustbench_lite.tasks.base import Task
 from robustbench_lite.threat import ThreatModel
 
 #: Samples (correctly classified ones, in data order) that checks probe and re-attack.
@@ -56,8 +57,9 @@ class Adaptation:
 @dataclass(frozen=True)
 class CellOutcome:
     """One finished cell's per-sample outcome over the evaluation data: ``robust`` (the
-    sample withstood the attack) and ``attacked`` (it was attacked: correctly classified,
-    and in cascade mode left robust by earlier attacks)."""
+    sample withstood the attack: untargeted, still correct; targeted, its target not
+    reached) and ``attacked`` (it was attacked: correct on clean input, with a target for a
+    targeted threat model, and in cascade mode left robust by earlier attacks)."""
 
     attack: Attack
     threat: ThreatModel
@@ -80,8 +82,8 @@ def strongest(outcomes: Iterable[CellOutcome]) -> CellOutcome | None:
 
 @dataclass
 class CheckContext:
-    """What a check sees. ``probe_x``/``probe_y`` are up to `PROBE_SAMPLES` correctly
-    classified samples on the model's device. ``result`` and ``outcomes`` are set for
+    """What a check sees. ``probe_x``/``probe_y`` are up to `PROBE_SAMPLES` samples the
+    task judges correct, on the model's device. ``result`` and ``outcomes`` are set for
     ``after`` checks; ``before`` checks add to ``adaptations``."""
 
     model: RobustModel
@@ -91,6 +93,7 @@ class CheckContext:
     probe_x: torch.Tensor
     probe_y: torch.Tensor
     seed: int
+    task: Task = CLASSIFICATION
     result: AuditResult | None = None
     outcomes: list[CellOutcome] = field(default_factory=list)
     adaptations: list[Adaptation] = field(default_factory=list)
@@ -104,11 +107,12 @@ class CheckContext:
         return self._probe_outputs
 
     def robust_on_probe(self, attack: Attack, threat: ThreatModel) -> torch.Tensor:
-        """Attack the probe batch through the host (seeded, verified); True where the model
-        still classifies the sample correctly."""
+        """Attack the probe batch through the host (seeded, verified) at the untargeted
+        ``threat``; True where the task still judges the model right."""
         outcome = attack_batch(attack, self.model, self.probe_x, self.probe_y, threat,
-                               batch_seed(self.seed, attack, threat, CHECK_BATCH))
-        return (outcome.predicted == self.probe_y).cpu()
+                               batch_seed(self.seed, attack, threat, CHECK_BATCH),
+                               task=self.task)
+        return outcome.correct.cpu()
 
     def finished(self) -> AuditResult:
         """The finished audit; only ``after`` checks may ask."""

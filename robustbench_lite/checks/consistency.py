@@ -76,15 +76,17 @@ class MonotoneCheck(Check):
         result = context.result
         if result is None:
             return None
-        series: dict[tuple[str, str, str, bool], list[_Point]] = {}
+        # one series per attack (or the worst case), norm and target mode
+        series: dict[tuple[str, str, str, str | None], list[_Point]] = {}
         if result.mode == "full":
             for cell in result.cells:
                 if cell.accuracy is not None:
                     key = (cell.attack, repr(sorted(cell.params.items())), cell.norm,
-                           cell.targeted)
+                           cell.target_mode if cell.targeted else None)
                     series.setdefault(key, []).append((cell.eps, cell.accuracy))
         for row in result.robust_accuracy:
-            series.setdefault(("worst case", "", row.norm, row.targeted), []).append(
+            series.setdefault(("worst case", "", row.norm,
+                               row.target_mode if row.targeted else None), []).append(
                 (row.eps, row.accuracy))
         compared = [points for points in series.values() if len(points) > 1]
         if not compared:
@@ -102,12 +104,14 @@ class MonotoneCheck(Check):
             return SanityCheck(self.name, "pass", f"accuracy never grows with eps by more than "
                                f"one sample ({scope}, {len(compared)} series)", details)
         _, key, smaller, larger = worst
-        attack, _, norm, targeted = key
-        details.update(attack=attack, norm=norm, targeted=targeted, eps_small=smaller[0],
+        attack, _, norm, target_mode = key
+        details.update(attack=attack, norm=norm, targeted=target_mode is not None,
+                       target_mode=target_mode, eps_small=smaller[0],
                        eps_large=larger[0], accuracy_small=smaller[1],
                        accuracy_large=larger[1])
+        where = threat_label(norm, smaller[0], target_mode is not None, target_mode)
         return SanityCheck(self.name, "fail", f"{attack} accuracy rises from {smaller[1]:.1%} "
-                           f"at {threat_label(norm, smaller[0], targeted)} to {larger[1]:.1%} "
+                           f"at {where} to {larger[1]:.1%} "
                            f"at eps={larger[0]:g}: a larger eps-ball contains the smaller one, "
                            "so the attack is unreliable there", details)
 

@@ -12,9 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from robustbench_lite.attacks.base import LogitsFn
 from robustbench_lite.checks.adapt import (
     EOT_SAMPLES,
     expectation,
@@ -24,6 +22,8 @@ from robustbench_lite.checks.adapt import (
 )
 from robustbench_lite.checks.base import Adaptation, Check, CheckContext, CheckStage
 from robustbench_lite.results import SanityCheck
+from robustbench_lite.tasks.objective import ModelFn, Objective
+from robustbench_lite.threat import Norm, ThreatModel
 
 #: Share of probe samples with a zero or non-finite input gradient above which gradient
 #: attacks are not trusted (warn up to `GRADIENT_FAIL`, fail above).
@@ -38,12 +38,20 @@ RANDOM_TOLERANCE = 1e-4
 NUDGE = 0.05
 
 
-def input_gradients(model: LogitsFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Gradient of the cross-entropy loss with respect to ``x`` (one per sample)."""
+def input_gradients(model: ModelFn, x: torch.Tensor, objective: Objective) -> torch.Tensor:
+    """Gradient of ``objective``'s loss (what gradient attacks ascend; for classification the
+    cross-entropy) with respect to ``x``, one per sample."""
     x = x.detach().clone().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y, reduction="sum")
+    loss = objective.loss(model(x)).sum()
     (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
     return torch.zeros_like(x) if grad is None else grad
+
+
+def probe_objective(context: CheckContext) -> Objective:
+    """The task's untargeted objective on the probe batch, at the audit's first threat
+    model's norm and eps (Linf 0 when there is none)."""
+    first = context.threats[0] if context.threats else ThreatModel(Norm.LINF, 0.0)
+    return context.task.objective(ThreatModel(first.norm, first.eps), context.probe_y, None)
 
 
 def masked_share(grad: torch.Tensor) -> tuple[float, float]:
@@ -68,8 +76,8 @@ class GradientCheck(Check):
     description = "Gradient attacks need non-zero, finite input gradients."
 
     def run(self, context: CheckContext) -> SanityCheck:
-        x, y = context.probe_x, context.probe_y
-        zero, bad = masked_share(input_gradients(context.model, x, y))
+        x, goal = context.probe_x, probe_objective(context)
+        zero, bad = masked_share(input_gradients(context.model, x, goal))
         details: dict[str, Any] = {"zero_share": zero, "non_finite_share": bad,
                                    "samples": len(x)}
         status = _status(zero + bad)
@@ -77,7 +85,7 @@ class GradientCheck(Check):
             return SanityCheck(self.name, "pass", f"input gradients are finite and non-zero "
                                f"for {1 - zero - bad:.0%} of {len(x)} samples", details)
         rescaled_zero, rescaled_bad = masked_share(
-            input_gradients(rescaled(context.model), x, y))
+            input_gradients(rescaled(context.model), x, goal))
         details["rescaled_zero_share"] = rescaled_zero
         message = (f"{zero:.0%} of {len(x)} samples have a zero input gradient and {bad:.0%} "
                    "a NaN or infinite one: gradient attacks see nothing there")
@@ -150,8 +158,8 @@ class StepFunctionCheck(Check):
     description = "A quantising or JPEG-like step in the model hides its gradients."
 
     def run(self, context: CheckContext) -> SanityCheck:
-        x, y = context.probe_x, context.probe_y
-        zero, _ = masked_share(input_gradients(rescaled(context.model), x, y))
+        x, goal = context.probe_x, probe_objective(context)
+        zero, _ = masked_share(input_gradients(rescaled(context.model), x, goal))
         generator = torch.Generator(device=x.device).manual_seed(context.seed)
         nudge = (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1) * NUDGE
         with torch.no_grad():
@@ -162,7 +170,7 @@ class StepFunctionCheck(Check):
             return SanityCheck(self.name, "pass", "no sign of a non-differentiable step: "
                                "where inputs matter, gradients exist", details)
         bpda_zero, _ = masked_share(input_gradients(
-            rescaled(straight_through(context.model)), x, y))
+            rescaled(straight_through(context.model)), x, goal))
         details["bpda_zero_share"] = bpda_zero
         message = (f"{zero:.0%} of samples have a zero input gradient although small input "
                    f"changes move {moved:.0%} of the outputs: a non-differentiable step "

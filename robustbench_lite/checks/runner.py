@@ -4,7 +4,7 @@ adaptations the probes asked for into extra attacks."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -14,30 +14,32 @@ from robustbench_lite.checks.base import PROBE_SAMPLES, Check, CheckContext, Che
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import CHECK_STATUSES, SanityCheck
+from robustbench_lite.tasks.base import Task
 from robustbench_lite.threat import ThreatModel
 
 logger = logging.getLogger(__name__)
 
 
-def probe_context(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
+def probe_context(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[Attack],
                   threats: Sequence[ThreatModel], correct: torch.Tensor,
                   seed: int) -> CheckContext:
     """The context of a run's checks; its probe batch is the first `PROBE_SAMPLES`
-    correctly classified samples. The checks reason about pixel-space balls, so they see
+    samples the task judges correct. The checks reason about pixel-space balls, so they see
     the Lp threat models only (semantic cells still count in `every attack ran` and `valid
     adversarial examples`, which read the result)."""
     chosen = torch.nonzero(correct).flatten()[:PROBE_SAMPLES]
     lp_threats = [threat for threat in threats if threat.norm.is_lp]
     return CheckContext(model=model, data=data, attacks=list(attacks), threats=lp_threats,
                         probe_x=data.x[chosen].to(model.device),
-                        probe_y=data.y[chosen].to(model.device), seed=seed)
+                        probe_y=data.y[chosen].to(model.device), seed=seed, task=task)
 
 
-def run_checks(checks: Sequence[Check], stage: CheckStage,
-               context: CheckContext) -> list[SanityCheck]:
+def run_checks(checks: Sequence[Check], stage: CheckStage, context: CheckContext,
+               on_failure: Callable[[str, str], None]) -> list[SanityCheck]:
     """The findings of the ``stage`` checks in order. A check that raises, or returns
-    something else than a `SanityCheck` with a known status, is reported as a warning naming
-    it; the audit goes on. Nothing runs without probe samples (no correct prediction)."""
+    something else than a `SanityCheck` with a known status, is reported through
+    ``on_failure(check name, one-line reason)``; the audit goes on. Nothing runs without
+    probe samples (no correct prediction)."""
     findings: list[SanityCheck] = []
     if not len(context.probe_x):
         return findings
@@ -45,14 +47,14 @@ def run_checks(checks: Sequence[Check], stage: CheckStage,
         try:
             finding = check.run(context)
         except Exception as exc:
-            logger.warning("check %r failed: %s: %s", check.name, type(exc).__name__, exc)
-            finding = SanityCheck(check.name, "warn", f"the check itself failed: "
-                                  f"{type(exc).__name__}: {exc}", {})
+            on_failure(check.name, f"the check itself failed: {type(exc).__name__}: {exc}")
+            continue
         if finding is None:
             continue
         if not isinstance(finding, SanityCheck) or finding.status not in CHECK_STATUSES:
-            finding = SanityCheck(check.name, "warn", f"the check returned {finding!r}, not "
-                                  "a SanityCheck with status pass, warn or fail", {})
+            on_failure(check.name, f"the check returned {finding!r}, not a SanityCheck with "
+                       "status pass, warn or fail")
+            continue
         logger.info("check %-28s %s: %s", finding.name, finding.status, finding.message)
         findings.append(finding)
     return findings

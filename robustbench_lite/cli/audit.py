@@ -8,6 +8,7 @@ import click
 
 from robustbench_lite.api import (
     DEFAULT_MATRIX,
+    DEFAULT_TASK,
     DEFAULT_TRANSFER_ATTACK,
     AuditJob,
     ModelOptions,
@@ -28,7 +29,7 @@ from robustbench_lite.gates import (
 from robustbench_lite.plugin_host import default_plugin_manager
 from robustbench_lite.reports.outputs import write_outputs
 from robustbench_lite.reports.render import check_templates
-from robustbench_lite.results import AuditResult
+from robustbench_lite.results import AuditResult, threat_label
 
 #: Exit code of ``robust audit --strict`` when a sanity check fails (3: a gate failed).
 CHECK_FAILED_EXIT_CODE = 4
@@ -40,6 +41,7 @@ Examples:
   robust audit model.pt --arch preact-resnet18 --data cifar10:./cifar-10-batches-py \\
       --mean 0.4914,0.4822,0.4465 --std 0.2471,0.2435,0.2616
   robust audit scripted.pt --data test.npz --threat linf:2/255,8/255 --attack pgd:steps=40
+  robust audit --threat linf:0.2:targeted=least-likely --attack pgd   # targeted attacks
   robust audit a.pt --compare b.pt --compare c.pt --data test.npz   # transferability
   robust audit model.pt --data test.npz --fail-under 0.5            # CI gate (exit 3)
   robust audit model.pt --data test.npz --strict    # exit 4 if a sanity check fails
@@ -70,8 +72,13 @@ Examples:
               help="Threat matrix: a preset (see `robust matrix list`) or a .toml file.")
 @click.option("--attack", "attack_specs", multiple=True, metavar="NAME[:k=v,...]",
               help="Replace the matrix's attacks (repeatable), e.g. pgd:steps=40.")
-@click.option("--threat", "threat_specs", multiple=True, metavar="NORM:EPS[,EPS...]",
-              help="Replace the matrix's threat models (repeatable), e.g. linf:0.1,8/255.")
+@click.option("--threat", "threat_specs", multiple=True,
+              metavar="NORM:EPS[,EPS...][:targeted[=MODE]]",
+              help="Replace the matrix's threat models (repeatable), e.g. linf:0.1,8/255. "
+              "Append :targeted for targets drawn at random, or :targeted=MODE with MODE "
+              "next-likely, least-likely or a class index.")
+@click.option("--task", default=DEFAULT_TASK, show_default=True,
+              help="How the model is judged: a registered task (see `robust plugins`).")
 @click.option("--fast", is_flag=True, help="Cascade mode: each attack runs only on samples "
               "the earlier ones left robust (same worst case, cumulative per-attack cells).")
 @click.option("--compare", "compare_models", multiple=True, metavar="MODEL",
@@ -111,7 +118,7 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
                   trust_model: bool, format_name: str | None, mean: str | None,
                   std: str | None, data_spec: str | None, split: str, n_samples: int | None,
                   matrix: str, attack_specs: tuple[str, ...], threat_specs: tuple[str, ...],
-                  fast: bool, compare_models: tuple[str, ...], transfer: bool,
+                  task: str, fast: bool, compare_models: tuple[str, ...], transfer: bool,
                   transfer_attack: str, fail_under: str | None, fail_under_at: tuple[str, ...],
                   seed: int, batch_size: int, shard_size: int | None, device: str,
                   out_dir: Path, use_store: bool, name: str | None, n_examples: int,
@@ -130,7 +137,7 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
                                                                   std)
     gates = _parse_gates(fail_under, fail_under_at)
     manager = default_plugin_manager()
-    sections = catalogue_for(manager).report_sections.values()
+    sections = catalogue_for(manager).report_sections_for(task)
     check_templates(template_dirs, sections)
     job = prepare_job(
         model, data_spec, matrix=matrix, attacks=attack_specs, threats=threat_specs,
@@ -140,7 +147,8 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         compare=compare_models, transfer=transfer, transfer_attack=transfer_attack, seed=seed,
         batch_size=batch_size, device=target, fast=fast, shard_size=shard_size,
         store=out_dir / ResultStore.FILENAME if use_store else None, split=split,
-        n_samples=n_samples, examples=n_examples, checks=run_checks, show_progress=not quiet,
+        n_samples=n_samples, examples=n_examples, checks=run_checks, task=task,
+        show_progress=not quiet,
         command=command_line(click.get_current_context()), manager=manager)
     click.echo(_first_line(job, model))
     result = run_job(job)
@@ -150,6 +158,9 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         _print_summary(result)
     click.echo(f"Report:  {paths['report'].resolve()}")
     click.echo(f"Results: {paths['results'].resolve()}")
+    for note in result.notes:
+        subject = f" ({note.subject})" if note.subject else ""
+        click.echo(f"Warning: {note.stage}{subject} {note.status}: {note.reason}", err=True)
     for check in result.checks:
         if check.status != "pass":
             click.echo(f"Check {'FAILED' if check.status == 'fail' else 'warning'}: "
@@ -187,6 +198,12 @@ def _print_summary(result: AuditResult) -> None:
     click.echo(f"\nClean accuracy: {result.clean_accuracy:.2%}   mode: {result.mode}")
     table = result.accuracy_table()
     click.echo(table.map(lambda v: "-" if v != v else f"{v:.2%}").to_string())
+    targeted = [cell for cell in result.cells if cell.targeted and cell.success_rate is not None]
+    if targeted:
+        click.echo("\nTargeted success (attacked samples the model put in their target class):")
+        for cell in targeted:
+            label = threat_label(cell.norm, cell.eps, True, cell.target_mode)
+            click.echo(f"  {cell.attack} {label}: {cell.success_rate:.2%} of {cell.n_attacked}")
     for cell in result.cells:
         if cell.error:
             click.echo(f"Cell failed: {cell.attack} {cell.norm} {cell.eps:g}: {cell.error}",

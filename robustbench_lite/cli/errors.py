@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import shlex
 import warnings
 from collections.abc import Callable
@@ -16,15 +17,26 @@ from robustbench_lite.errors import RobustbenchError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: How the library names an argument in a message (`robustbench_lite.errors.argument`).
+_ARGUMENT = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def as_flags(message: str) -> str:
+    """A library message with its arguments written as the command line's flags:
+    ```arch_kwargs``` becomes ``--arch-kwargs``."""
+    return _ARGUMENT.sub(lambda match: "--" + match.group(1).replace("_", "-"), message)
+
+
 def explain_errors(command: F) -> F:
-    """Re-raise `RobustbenchError` as `click.ClickException` (message only, exit code 1)."""
+    """Re-raise `RobustbenchError` as `click.ClickException` (message only, with arguments
+    named as flags; exit code 1)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except RobustbenchError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(as_flags(str(exc))) from exc
 
     return wrapper  # type: ignore[return-value]
 

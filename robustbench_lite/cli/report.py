@@ -19,6 +19,7 @@ from robustbench_lite.plugin_host import default_plugin_manager
 from robustbench_lite.reports.diff import diff_table, formatted_diff_table, render_diff_html
 from robustbench_lite.reports.render import render_html
 from robustbench_lite.results import (
+    READABLE_VERSIONS,
     SCHEMA_VERSION,
     AuditResult,
     CellResult,
@@ -76,12 +77,13 @@ def read_results(path: Path) -> AuditResult:
         raise ResultsFileError(f"{path} has no schema_version; it is not a results.json of "
                                "robust audit")
     version = raw["schema_version"]
-    if version != SCHEMA_VERSION or isinstance(version, bool):
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         newer = isinstance(version, int) and version > SCHEMA_VERSION
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
         raise ResultsFileError(
             f"{path} has schema_version {version!r}, but this version of robustbench_lite "
-            f"reads only {SCHEMA_VERSION}" + ("; it was written by a newer version: upgrade "
-                                              "robustbench_lite" if newer else ""))
+            f"reads only {readable}" + ("; it was written by a newer version: upgrade "
+                                        "robustbench_lite" if newer else ""))
     _check_object(raw, AuditResult, "", path)
     for name, (cls, is_list) in _NESTED.items():
         if not is_list:
@@ -123,8 +125,8 @@ def report_command(results_json: Path, output: Path, template_dirs: tuple[Path, 
       {% block verdict %}<p>Reviewed by the model-risk team.</p>{% endblock %}
     """
     result = read_results(results_json)
-    html = render_html(result, template_dirs,
-                       catalogue_for(default_plugin_manager()).report_sections.values())
+    html = render_html(result, template_dirs, catalogue_for(
+        default_plugin_manager()).report_sections_for(result.task.name))
     atomic_write_text(output, html)
     click.echo(f"Report written to {output}", err=True)
 

@@ -176,7 +176,7 @@ class Cifar10Source(DatasetSource):
     def load(self, path: Path | None, split: str) -> EvalData:
         if path is None:
             raise DatasetError("dataset 'cifar10' needs a folder: pass "
-                               "--data cifar10:PATH/cifar-10-batches-py")
+                               "`data` cifar10:PATH/cifar-10-batches-py")
         if split not in SPLITS:
             raise DatasetError(f"dataset 'cifar10': unknown split {split!r}; use one of "
                                f"{', '.join(SPLITS)}")

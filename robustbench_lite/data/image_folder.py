@@ -87,7 +87,7 @@ class ImageFolderSource(DatasetSource):
     def load(self, path: Path | None, split: str) -> EvalData:
         if path is None:
             raise DatasetError("dataset 'image-folder' needs a folder: pass "
-                               "--data image-folder:PATH")
+                               "`data` image-folder:PATH")
         try:
             folders = class_folders(path)
             files = [(label, file) for label, folder in enumerate(folders)

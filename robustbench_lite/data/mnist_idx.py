@@ -141,7 +141,7 @@ class MnistIdxSource(DatasetSource):
 
     def load(self, path: Path | None, split: str) -> EvalData:
         if path is None:
-            raise DatasetError("dataset 'mnist' needs a folder: pass --data mnist:PATH")
+            raise DatasetError("dataset 'mnist' needs a folder: pass `data` mnist:PATH")
         if split not in SPLITS:
             raise DatasetError(f"dataset 'mnist': unknown split {split!r}; use one of "
                                f"{', '.join(SPLITS)}")

@@ -97,7 +97,7 @@ class NpzSource(DatasetSource):
 
     def load(self, path: Path | None, split: str) -> EvalData:
         if path is None:
-            raise DatasetError("dataset 'npz' needs a file: pass --data npz:PATH.npz")
+            raise DatasetError("dataset 'npz' needs a file: pass `data` npz:PATH.npz")
         try:
             with np.load(path, allow_pickle=False) as archive:
                 missing = [key for key in ("x", "y") if key not in archive.files]

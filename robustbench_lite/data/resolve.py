@@ -41,6 +41,6 @@ def load_dataset(spec: str, catalogue: Catalogue, split: str = "test") -> EvalDa
                 return source.load(path, split)
         formats = ", ".join(cls.name for cls in registry.values() if cls.needs_path)
         raise DatasetError(f"{path} is not in a dataset format this tool can read ({formats}); "
-                           "force one with --data NAME:PATH")
+                           "force one with `data` NAME:PATH")
     embedded = [cls.name for cls in registry.values() if not cls.needs_path]
     raise UnknownDatasetError(spec, [*embedded, "a path", "NAME:PATH"])

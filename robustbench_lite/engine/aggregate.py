@@ -26,30 +26,44 @@ def merge_shards(records: Sequence[UnitRecord]) -> UnitRecord:
     first = records[0]
     errors = [r.error for r in records if r.error]
     details = list(dict.fromkeys(d for r in records for d in r.violation_details))
+    success = [np.zeros(len(r.robust), dtype=bool) if r.success is None else r.success
+               for r in records]
     return UnitRecord(
         first.key, np.concatenate([r.robust for r in records]),
         np.concatenate([r.distances for r in records]),
         sum(r.queries for r in records), sum(r.seconds for r in records),
         violations=sum(r.violations for r in records), violation_details=details,
-        error=errors[0] if errors else None, skipped=first.skipped)
+        error=errors[0] if errors else None, skipped=first.skipped,
+        success=np.concatenate(success))
 
 
-def cell_result(attack: Attack, threat: ThreatModel, record: UnitRecord,
-                attacked: np.ndarray) -> CellResult:
-    """The cell of ``attack`` at ``threat``; ``attacked`` marks the samples it was run on."""
+def success_rate(success: np.ndarray, attacked: np.ndarray) -> float | None:
+    """Share of the attacked samples on which the objective was reached."""
+    n_attacked = int(attacked.sum())
+    return int((success & attacked).sum()) / n_attacked if n_attacked else None
+
+
+def cell_result(attack: Attack, threat: ThreatModel, objective: str, record: UnitRecord,
+                attacked: np.ndarray, correct: np.ndarray,
+                targets_sha256: str | None = None) -> CellResult:
+    """The cell of ``attack`` at ``threat``; ``attacked`` marks the samples it was run on,
+    ``correct`` those the task judges correct on clean input (a correct sample that was not
+    attacked, for want of a target, still counts as correct)."""
     base = CellResult(attack=attack.name, params=attack.params, norm=threat.norm.value,
                       eps=threat.eps, targeted=threat.targeted, accuracy=None,
-                      success_rate=None, n_samples=len(record.robust), mean_distance=None,
+                      success_rate=None, n_samples=len(attacked), mean_distance=None,
                       max_distance=None, queries=record.queries, seconds=record.seconds,
                       violations=record.violations,
                       violation_details=list(record.violation_details),
-                      error=record.error, skipped=record.skipped)
+                      error=record.error, skipped=record.skipped, objective=objective,
+                      target_mode=threat.target_mode, n_attacked=int(attacked.sum()),
+                      targets_sha256=targets_sha256)
     if record.error or record.skipped:
         return base
     measured = record.distances[attacked & np.isfinite(record.distances)]
-    n_attacked = int(attacked.sum())
-    base.accuracy = fraction(record.robust)
-    base.success_rate = 1 - int(record.robust.sum()) / n_attacked if n_attacked else None
+    base.accuracy = fraction(record.robust | (correct & ~attacked))
+    reached = ~record.robust if record.success is None else record.success
+    base.success_rate = success_rate(reached, attacked)
     base.mean_distance = float(measured.mean()) if len(measured) else None
     base.max_distance = float(measured.max()) if len(measured) else None
     return base
@@ -63,7 +77,7 @@ def per_class_rows(threat: ThreatModel, labels: np.ndarray, correct: np.ndarray,
         if members.any():
             rows.append(PerClassRow(threat.norm.value, threat.eps, name, int(members.sum()),
                                     fraction(correct[members]), fraction(robust[members]),
-                                    threat.targeted))
+                                    threat.targeted, threat.target_mode))
     return rows
 
 

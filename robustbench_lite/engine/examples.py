@@ -3,7 +3,7 @@ the headline threat model, as clean image, amplified perturbation and adversaria
 
 The audit's cells keep no adversarial images, so the chosen samples are attacked once more,
 as one small batch through the host (`attack_batch`: seeded, verified); the labels and
-confidences shown are those of this run.
+confidences shown are those of this run, as the task reads the outputs (`Task.explain`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,15 @@ import torch
 from PIL import Image
 
 from robustbench_lite.attacks.base import Attack
+from robustbench_lite.checks.base import strongest
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import attack_batch, batch_seed
+from robustbench_lite.engine.grid import GridResult
+from robustbench_lite.engine.settings import AuditSettings
+from robustbench_lite.host.attack import attack_batch, batch_seed
+from robustbench_lite.matrix.presets import headline_indices
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import AdversarialExample
+from robustbench_lite.tasks.base import Task
 from robustbench_lite.threat import ThreatModel
 
 logger = logging.getLogger(__name__)
@@ -72,27 +77,24 @@ def _amplified(delta: np.ndarray) -> tuple[np.ndarray, float]:
     return 0.5 + factor * delta, factor
 
 
-def capture_examples(model: RobustModel, data: EvalData, attack: Attack, threat: ThreatModel,
-                     indices: Sequence[int], seed: int) -> list[AdversarialExample]:
-    """Attack the samples ``indices`` once more and describe each; empty when the images
-    have neither 1 nor 3 channels or the attack fails (logged)."""
+def capture_examples(model: RobustModel, data: EvalData, task: Task, attack: Attack,
+                     threat: ThreatModel, indices: Sequence[int], seed: int,
+                     targets: torch.Tensor | None = None) -> list[AdversarialExample]:
+    """Attack the samples ``indices`` once more and describe each (``targets``: the host's
+    targets of all samples, for a targeted threat model); empty when the images have
+    neither 1 nor 3 channels. Exceptions from the attack propagate."""
     if not indices or data.x.shape[1] not in (1, 3):
         return []
     chosen = torch.tensor(list(indices))
     x = data.x[chosen].to(model.device)
     y = data.y[chosen].to(model.device)
-    try:
-        outcome = attack_batch(attack, model, x, y, threat,
-                               batch_seed(seed, attack, threat, EXAMPLES_BATCH))
-    except Exception as exc:
-        logger.warning("no example images: %s failed: %s: %s", attack.name,
-                       type(exc).__name__, exc)
-        return []
+    outcome = attack_batch(attack, model, x, y, threat,
+                           batch_seed(seed, attack, threat, EXAMPLES_BATCH), task=task,
+                           targets=None if targets is None else targets[chosen].to(x.device))
     with torch.no_grad():
-        clean = torch.softmax(model(x), dim=1).cpu()
-        adversarial = torch.softmax(model(outcome.x_adv), dim=1).cpu()
+        clean = task.explain(model(x), data.class_names)
+    adversarial = task.explain(outcome.outputs, data.class_names)
     distances = threat.distances(outcome.x_adv, x).cpu()
-    names = data.class_names
     examples = []
     for row, index in enumerate(indices):
         original = x[row].cpu().numpy()
@@ -100,12 +102,37 @@ def capture_examples(model: RobustModel, data: EvalData, attack: Attack, threat:
         perturbation, factor = _amplified(attacked - original)
         examples.append(AdversarialExample(
             index=int(index), attack=attack.name, norm=threat.norm.value, eps=threat.eps,
-            true_label=names[int(y[row])],
-            clean_label=names[int(clean[row].argmax())],
-            clean_confidence=float(clean[row].max()),
-            adversarial_label=names[int(adversarial[row].argmax())],
-            adversarial_confidence=float(adversarial[row].max()),
+            true_label=task.label_name(int(y[row]), data.class_names),
+            clean_label=clean[row][0], clean_confidence=clean[row][1],
+            adversarial_label=adversarial[row][0],
+            adversarial_confidence=adversarial[row][1],
             distance=float(distances[row]), amplification=factor,
             clean_image=png_data_uri(original), perturbation_image=png_data_uri(perturbation),
             adversarial_image=png_data_uri(attacked)))
+    return examples
+
+
+def headline_examples(model: RobustModel, data: EvalData, task: Task,
+                      threats: Sequence[ThreatModel], grid: GridResult,
+                      settings: AuditSettings) -> list[AdversarialExample]:
+    """Example images from the attack that broke the most samples at the verdict's first
+    threat model (`headline_indices`) and, when the audit has one elsewhere, at the first
+    semantic threat model (whose examples are new images, worth seeing)."""
+    if not threats or settings.examples <= 0:
+        return []
+    shown = [threats[headline_indices(data.family, [(t.norm.value, t.eps, t.targeted)
+                                                    for t in threats])[0]]]
+    semantic = next((t for t in threats if not t.norm.is_lp), None)
+    if semantic is not None and semantic not in shown:
+        shown.append(semantic)
+    examples: list[AdversarialExample] = []
+    for threat in shown:
+        best = strongest(outcome for outcome in grid.outcomes if outcome.threat == threat)
+        if best is not None:
+            chosen = choose_samples(best.attacked & ~best.robust, best.attacked,
+                                    data.y.numpy(), settings.examples)
+            goal = grid.goals.get(threat)
+            examples += capture_examples(model, data, task, best.attack, threat, chosen,
+                                         settings.seed,
+                                         None if goal is None else goal.targets)
     return examples

@@ -13,7 +13,7 @@ import json
 import math
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Any
@@ -96,15 +96,22 @@ class UnitKey:
     shard_start: int
     shard_stop: int
     context: str = ""  # anything else that changes the result (cascade order, transfer source)
+    task: str = "classification"  # the task's registered name
+    objective: str = ""  # the objective, and for targeted ones the target mode and targets
+    #: What computed the unit: package version, attack and task implementation versions.
+    versions: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("model_sha256", "data_sha256", "attack", "norm", "context"):
+        for name in ("model_sha256", "data_sha256", "attack", "norm", "context", "task",
+                     "objective"):
             object.__setattr__(self, name, _text(name, getattr(self, name)))
-        if not isinstance(self.params, Mapping):
-            raise TypeError(f"UnitKey.params must be a mapping, got "
-                            f"{type(self.params).__name__}")
-        params = _decode(_canonical(self.params, "params"))
-        object.__setattr__(self, "params", MappingProxyType(params))
+        for name in ("params", "versions"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping):
+                raise TypeError(f"UnitKey.{name} must be a mapping, got "
+                                f"{type(value).__name__}")
+            object.__setattr__(self, name,
+                               MappingProxyType(_decode(_canonical(value, name))))
         if isinstance(self.eps, (bool, np.bool_)) or not isinstance(
                 self.eps, (int, float, np.integer, np.floating)):
             raise TypeError(f"UnitKey.eps must be a number, got {type(self.eps).__name__}")
@@ -140,6 +147,9 @@ class UnitKey:
             "shard_start": self.shard_start,
             "shard_stop": self.shard_stop,
             "context": self.context,
+            "task": self.task,
+            "objective": self.objective,
+            "versions": _canonical(self.versions, "versions"),
         }
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
                           allow_nan=False)
@@ -153,6 +163,8 @@ class UnitKey:
         """Rebuild a key from `canonical_json` output."""
         raw = json.loads(text)
         raw["params"] = _decode(raw["params"])
+        if "versions" in raw:
+            raw["versions"] = _decode(raw["versions"])
         return cls(**raw)
 
     def __eq__(self, other: object) -> bool:

@@ -1,5 +1,6 @@
 """Compute one unit of work: attack the chosen samples of a shard, batch by batch, through
-the host (`attack_batch`), halving the batch size when CUDA runs out of memory."""
+the host (`attack_batch`), halving the batch size when CUDA runs out of memory. A unit whose
+attack cannot serve its threat model or objective is skipped with the reason."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from tqdm.auto import tqdm
 
 from robustbench_lite.attacks.base import MinimumNormAttack
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import QueryCounter, attack_batch, batch_seed
 from robustbench_lite.engine.store import UnitRecord
 from robustbench_lite.engine.units import WorkUnit
-from robustbench_lite.engine.verify import verify_batch
+from robustbench_lite.errors import ThreatModelError
+from robustbench_lite.host.attack import QueryCounter, attack_batch, batch_seed
+from robustbench_lite.host.verify import verify_batch
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.objective import Objective
 from robustbench_lite.threat import ThreatModel
 
 logger = logging.getLogger(__name__)
@@ -40,19 +43,39 @@ class BatchBudget:
 
 
 def _minimal_batch(unit: WorkUnit, model: RobustModel, x: torch.Tensor, y: torch.Tensor,
+                   targets: torch.Tensor | None,
                    seed: int) -> tuple[torch.Tensor, int, tuple[str, ...]]:
-    """Host-checked minimal distances: inf where the attack's example does not fool the
-    model or is invalid."""
+    """Host-checked minimal distances: inf where the attack's example does not reach the
+    objective or is invalid."""
     attack = unit.attack
     assert isinstance(attack, MinimumNormAttack)
     counter = QueryCounter(model)
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    x_min = attack.find_minimal(counter, x, y, unit.threat.norm, generator)
+    handed = unit.task.objective(unit.threat, y.clone(),
+                                 None if targets is None else targets.clone())
+    x_min = attack.find_minimal(counter, x.clone(), handed, unit.threat.norm, generator)
     # the search is unbounded: only shape, dtype, finiteness and the pixel box are checked
     verification = verify_batch(x, x_min, ThreatModel(unit.threat.norm, sys.float_info.max))
-    checked = torch.where(verification.valid.view(-1, *[1] * (x.dim() - 1)), x_min, x)
-    distances = MinimumNormAttack.distances(model, x, checked, y, unit.threat.norm)
+    checked = x.clone()
+    if isinstance(x_min, torch.Tensor) and bool(verification.valid.any()):
+        checked[verification.valid] = x_min.detach().to(x.device)[verification.valid]
+    goal = unit.task.objective(unit.threat, y, targets)
+    distances = MinimumNormAttack.distances(model, x, checked, goal, unit.threat.norm)
     return distances, counter.queries, verification.problems
+
+
+def skip_reason(unit: WorkUnit) -> str | None:
+    """Why the unit's attack cannot serve its threat model or objective; None if it can."""
+    attack, threat = unit.attack, unit.threat
+    if not attack.supports(threat):
+        return f"{attack.name} does not support {threat.label}"
+    try:
+        objective: type[Objective] = unit.task.objective_type(threat)
+    except ThreatModelError as exc:
+        return str(exc)
+    if not attack.serves(objective):
+        return f"{attack.unserved_reason(objective)} (task {unit.task.name!r})"
+    return None
 
 
 def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
@@ -61,11 +84,12 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
     robust (misclassified or already broken) with no distance."""
     n = unit.stop - unit.start
     robust = np.zeros(n, dtype=bool)
+    success = np.zeros(n, dtype=bool)
     distances = np.full(n, np.nan)
     label = f"{unit.attack.name} {unit.threat.label}"
-    if not unit.attack.supports(unit.threat):
-        return UnitRecord(unit.key, robust, distances, 0, 0.0,
-                          skipped=f"{unit.attack.name} does not support {unit.threat.label}")
+    reason = skip_reason(unit)
+    if reason is not None:
+        return UnitRecord(unit.key, robust, distances, 0, 0.0, skipped=reason)
     chosen = torch.nonzero(unit.attack_mask).flatten()
     if unit.minimal:
         distances[~unit.attack_mask.numpy()] = 0.0  # misclassified: broken at eps 0
@@ -81,14 +105,18 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
             index = local + unit.start
             x = data.x[index].to(model.device)
             y = data.y[index].to(model.device)
+            targets = None if unit.targets is None else unit.targets[local].to(model.device)
             seed_here = batch_seed(seed, unit.attack, unit.threat, int(index[0]))
             try:
                 if unit.minimal:
-                    found, used, issues = _minimal_batch(unit, model, x, y, seed_here)
+                    found, used, issues = _minimal_batch(unit, model, x, y, targets,
+                                                         seed_here)
                     distances[local.numpy()] = found.cpu().numpy()
                 else:
-                    outcome = attack_batch(unit.attack, model, x, y, unit.threat, seed_here)
-                    robust[local.numpy()] = (outcome.predicted == y).cpu().numpy()
+                    outcome = attack_batch(unit.attack, model, x, y, unit.threat, seed_here,
+                                           task=unit.task, targets=targets)
+                    robust[local.numpy()] = outcome.correct.cpu().numpy()
+                    success[local.numpy()] = outcome.success.cpu().numpy()
                     distances[local.numpy()] = unit.threat.distances(outcome.x_adv, x).cpu()
                     used, issues = outcome.queries, outcome.problems
                     violations += int((~outcome.valid).sum())
@@ -111,4 +139,4 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
         logger.warning("%s returned invalid adversarial examples (not counted): %s", label,
                        "; ".join(details))
     return UnitRecord(unit.key, robust, distances, queries, time.perf_counter() - started,
-                      violations=violations, violation_details=details)
+                      violations=violations, violation_details=details, success=success)

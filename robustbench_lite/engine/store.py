@@ -14,8 +14,11 @@ Contract:
   shortest round-trip ``repr``, tuples as lists, ``-0.0`` as ``0.0``, non-finite floats as
   ``{"__float__": "inf"}``). The digest is the same in every process and Python version;
   two keys are equal exactly when their digests are.
-* A record's ``robust`` (bool) and ``distances`` (float64) hold one entry per shard sample
-  (``shard_stop - shard_start``); a record with ``error`` or ``skipped`` set may hold none.
+* A record's ``robust`` (bool), ``success`` (bool) and ``distances`` (float64) hold one
+  entry per shard sample (``shard_stop - shard_start``); a record with ``error`` or
+  ``skipped`` set may hold none.
+* A key names the package version and the attack's and task's implementation versions, so
+  an upgrade that changes any of them recomputes rather than reusing an older result.
 * Records with ``error`` or ``skipped`` are stored and returned like any other: `get` does
   not judge them; the engine decides whether a stored error counts as finished (it does:
   rerunning a deterministic failure gives the same failure) or is retried.
@@ -63,7 +66,8 @@ __all__ = ["ResultStore", "StoreError", "UnitKey", "UnitRecord"]
 logger = logging.getLogger(__name__)
 
 #: Version of the table layout, kept in ``PRAGMA user_version`` (0 means a new, empty file).
-SCHEMA_VERSION = 1
+#: Version 2 adds the ``success`` column.
+SCHEMA_VERSION = 2
 
 #: How long a connection waits for another process's lock before failing.
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -75,6 +79,7 @@ CREATE TABLE units (
     key TEXT NOT NULL,                 -- UnitKey.canonical_json()
     robust BLOB NOT NULL,              -- .npy bytes, bool, one per shard sample
     distances BLOB NOT NULL,           -- .npy bytes, float64, one per shard sample
+    success BLOB,                      -- .npy bytes, bool, one per shard sample (schema 2)
     queries INTEGER NOT NULL,
     seconds REAL NOT NULL,
     violations INTEGER NOT NULL,
@@ -85,15 +90,17 @@ CREATE TABLE units (
 )
 """
 
-_COLUMNS = ("digest, key, robust, distances, queries, seconds, violations, "
+_COLUMNS = ("digest, key, robust, distances, success, queries, seconds, violations, "
             "violation_details, error, skipped, written")
 
 
 @dataclass
 class UnitRecord:
-    """The outcome of one finished unit. ``robust`` and ``distances`` hold one entry per
-    shard sample (``distances`` NaN where not attacked, inf allowed); a record with
-    ``error`` or ``skipped`` may hold empty arrays instead."""
+    """The outcome of one finished unit. ``robust`` (the task still judges the model right),
+    ``success`` (the attack reached its objective) and ``distances`` hold one entry per
+    shard sample (``distances`` NaN where not attacked, inf allowed; ``success`` False
+    where not attacked); a record with ``error`` or ``skipped`` may hold empty arrays
+    instead. ``success`` defaults to "attacked and no longer robust"."""
 
     key: UnitKey
     robust: np.ndarray[Any, np.dtype[np.bool_]]
@@ -104,6 +111,7 @@ class UnitRecord:
     violation_details: list[str] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
+    success: np.ndarray[Any, np.dtype[np.bool_]] | None = None
 
 
 def _array_bytes(array: np.ndarray[Any, Any]) -> bytes:
@@ -112,13 +120,20 @@ def _array_bytes(array: np.ndarray[Any, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _checked(record: UnitRecord) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """The record's arrays as contiguous little-endian bool / float64; ValueError if they
-    do not fit its key."""
+def _checked(record: UnitRecord
+             ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The record's arrays as contiguous little-endian bool / float64 / bool; ValueError if
+    they do not fit its key."""
     robust = np.asarray(record.robust)
     distances = np.asarray(record.distances)
-    if robust.dtype != np.bool_:
-        raise ValueError(f"UnitRecord.robust must be a bool array, got {robust.dtype}")
+    success = np.zeros(len(robust), dtype=bool) if record.success is None else \
+        np.asarray(record.success)
+    if robust.dtype != np.bool_ or success.dtype != np.bool_:
+        raise ValueError(f"UnitRecord.robust and .success must be bool arrays, got "
+                         f"{robust.dtype} and {success.dtype}")
+    if success.shape != robust.shape:
+        raise ValueError(f"UnitRecord.success must match robust's shape {robust.shape}, got "
+                         f"{success.shape}")
     if distances.dtype.kind not in "fiu":
         raise ValueError(f"UnitRecord.distances must be a float array, got {distances.dtype}")
     if robust.ndim != 1 or distances.ndim != 1:
@@ -131,7 +146,8 @@ def _checked(record: UnitRecord) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, 
         raise ValueError(f"UnitRecord arrays must hold one entry per shard sample "
                          f"({expected}), got {len(robust)} and {len(distances)}")
     return (np.ascontiguousarray(robust, dtype="|b1"),
-            np.ascontiguousarray(distances, dtype="<f8"))
+            np.ascontiguousarray(distances, dtype="<f8"),
+            np.ascontiguousarray(success, dtype="|b1"))
 
 
 def _checked_counts(record: UnitRecord) -> tuple[int, float, int, str]:
@@ -210,7 +226,11 @@ class ResultStore:
                                      "another output folder")
                 connection.execute(_SCHEMA)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # Migrations from older schema versions go here.
+            elif version == 1:
+                # Schema 1 records have keys without versions: they are never matched again,
+                # and a column of NULLs is all they need.
+                connection.execute("ALTER TABLE units ADD COLUMN success BLOB")
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
@@ -236,21 +256,24 @@ class ResultStore:
         connection = self._open_connection()
         try:
             row = connection.execute(
-                "SELECT key, robust, distances, queries, seconds, violations, "
+                "SELECT key, robust, distances, success, queries, seconds, violations, "
                 "violation_details, error, skipped FROM units WHERE digest = ?",
                 (key.digest(),)).fetchone()
         except sqlite3.Error as exc:
             raise self._failure(exc, "read") from exc
         if row is None:
             return None
-        stored_key, robust, distances, queries, seconds, violations, details, error, \
-            skipped = row
+        stored_key, robust, distances, success, queries, seconds, violations, details, \
+            error, skipped = row
         try:
             if stored_key != key.canonical_json():
                 raise ValueError("the stored key does not match its digest")
             robust_array = np.load(io.BytesIO(robust), allow_pickle=False)
             distance_array = np.load(io.BytesIO(distances), allow_pickle=False)
-            if robust_array.dtype != np.bool_ or distance_array.dtype.kind != "f":
+            success_array = np.load(io.BytesIO(success), allow_pickle=False) \
+                if success is not None else np.zeros(len(robust_array), dtype=bool)
+            if robust_array.dtype != np.bool_ or distance_array.dtype.kind != "f" or \
+                    success_array.dtype != np.bool_:
                 raise ValueError("unexpected array types")
             details_list = json.loads(details)
         except (ValueError, TypeError, OSError, EOFError) as exc:
@@ -259,17 +282,17 @@ class ResultStore:
                           distances=distance_array.astype(np.float64, copy=False),
                           queries=int(queries), seconds=float(seconds),
                           violations=int(violations), violation_details=list(details_list),
-                          error=error, skipped=skipped)
+                          error=error, skipped=skipped, success=success_array)
 
     def put(self, record: UnitRecord) -> None:
         """Store ``record`` (replacing any record of the same key) in one transaction that is
         committed and fsynced before this returns."""
-        robust, distances = _checked(record)
+        robust, distances, success = _checked(record)
         queries, seconds, violations, details = _checked_counts(record)
         written = datetime.now(timezone.utc).isoformat(timespec="seconds")
         row = (record.key.digest(), record.key.canonical_json(), _array_bytes(robust),
-               _array_bytes(distances), queries, seconds, violations, details, record.error,
-               record.skipped, written)
+               _array_bytes(distances), _array_bytes(success), queries, seconds, violations,
+               details, record.error, record.skipped, written)
         connection = self._open_connection()
         try:
             # Autocommit mode: this single statement is its own transaction, committed (and,

@@ -13,22 +13,26 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from robustbench_lite.attacks.base import Attack
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.engine.execute import attack_batch, batch_seed
+from robustbench_lite.engine.settings import AuditSettings
+from robustbench_lite.engine.surrogate import train_surrogate
 from robustbench_lite.errors import (
     AttackError,
     ModelDataMismatchError,
     NonFiniteOutputError,
     ThreatModelError,
 )
+from robustbench_lite.host.attack import CLASSIFICATION, attack_batch, batch_seed
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.tasks.base import Task
 from robustbench_lite.threat import ThreatModel
 
 logger = logging.getLogger(__name__)
@@ -79,28 +83,42 @@ def check_transferable(models: Sequence[RobustModel], data: EvalData) -> None:
 
 
 @torch.no_grad()
-def _clean_correct(model: RobustModel, data: EvalData, batch_size: int) -> torch.Tensor:
-    """Per-sample clean correctness (CPU); fails clearly on NaN or infinite logits."""
+def _clean_correct(model: RobustModel, data: EvalData, batch_size: int,
+                   task: Task) -> torch.Tensor:
+    """Per-sample clean correctness (CPU); fails clearly on NaN or infinite outputs."""
     correct = []
     for start in range(0, len(data.x), batch_size):
-        logits = model(data.x[start:start + batch_size].to(model.device))
-        if not torch.isfinite(logits).all():
-            raise NonFiniteOutputError(f"{model.name!r} returned NaN or infinite logits on "
-                                       f"clean samples {start}..{start + len(logits) - 1} of "
+        outputs = model(data.x[start:start + batch_size].to(model.device))
+        if not torch.isfinite(outputs).all():
+            raise NonFiniteOutputError(f"{model.name!r} returned NaN or infinite outputs on "
+                                       f"clean samples {start}..{start + len(outputs) - 1} of "
                                        f"{data.name!r}; its weights may be corrupt")
-        correct.append(logits.argmax(dim=1).cpu() == data.y[start:start + batch_size])
+        correct.append(task.correct(outputs.cpu(), data.y[start:start + batch_size]))
     return torch.cat(correct)
 
 
 @torch.no_grad()
-def _predict_on(model: RobustModel, x_adv: torch.Tensor) -> torch.Tensor:
-    predicted: torch.Tensor = model(x_adv.to(model.device)).argmax(dim=1).cpu()
-    return predicted
+def _correct_on(model: RobustModel, x_adv: torch.Tensor, labels: torch.Tensor,
+                task: Task) -> torch.Tensor:
+    return task.correct(model(x_adv.to(model.device)).cpu(), labels)
+
+
+def not_transferable(threat: ThreatModel, attack: Attack) -> str | None:
+    """Why the transfer table has no rows at ``threat``; None when it has."""
+    if not threat.norm.is_lp:
+        return (f"transfer examples are pixel perturbations inside an Lp ball, and the "
+                f"{threat.norm.value} threat model has none")
+    if threat.targeted:
+        return "transfer tables are untargeted"
+    if not attack.supports(threat):
+        return f"the transfer attack {attack.name!r} does not support {threat.label}"
+    return None
 
 
 def transfer_table(models: Sequence[RobustModel], data: EvalData, threats: Sequence[ThreatModel],
                    attack: Attack, seed: int, batch_size: int,
-                   show_progress: bool = False) -> list[TransferRow]:
+                   show_progress: bool = False, task: Task = CLASSIFICATION
+                   ) -> list[TransferRow]:
     """Source x target accuracy under ``attack`` for every threat model.
 
     Rows come threat by threat (in ``threats`` order), then source by source, then target by
@@ -125,12 +143,13 @@ def transfer_table(models: Sequence[RobustModel], data: EvalData, threats: Seque
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     check_transferable(models, data)
     for threat in threats:
-        if threat.targeted:
-            raise ThreatModelError(f"transfer tables are untargeted; got {threat.label}")
+        if threat.targeted or not threat.norm.is_lp:
+            raise ThreatModelError(f"transfer tables are untargeted, in an Lp ball; got "
+                                   f"{threat.label}")
         if not attack.supports(threat):
             raise AttackError(f"attack {attack.name!r} does not support {threat.label}")
     total = len(data.x)
-    correct = [_clean_correct(model, data, batch_size) for model in models]
+    correct = [_clean_correct(model, data, batch_size, task) for model in models]
     rows: list[TransferRow] = []
     progress = tqdm(total=len(threats) * len(models) * math.ceil(total / batch_size),
                     desc="transfer", unit="batch", leave=False, disable=not show_progress)
@@ -145,12 +164,12 @@ def transfer_table(models: Sequence[RobustModel], data: EvalData, threats: Seque
                     y = data.y[start:stop]
                     outcome = attack_batch(attack, source, data.x[start:stop].to(source.device),
                                            y.to(source.device), threat,
-                                           batch_seed(seed, attack, threat, start))
+                                           batch_seed(seed, attack, threat, start), task=task)
                     problems.extend(outcome.problems)
                     for target_index, target in enumerate(models):
-                        predicted = (outcome.predicted.cpu() if target_index == index
-                                     else _predict_on(target, outcome.x_adv))
-                        held = correct[target_index][start:stop] & (predicted == y)
+                        still = (outcome.correct.cpu() if target_index == index
+                                 else _correct_on(target, outcome.x_adv, y, task))
+                        held = correct[target_index][start:stop] & still
                         robust[target_index] += int(held.sum())
                         if target_index == index:
                             broken += int((correct[index][start:stop] & ~held).sum())
@@ -166,3 +185,41 @@ def transfer_table(models: Sequence[RobustModel], data: EvalData, threats: Seque
                             ", ".join(f"{row.target} {row.accuracy:.2%}"
                                       for row in rows[-len(models):]))
     return rows
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """The transfer stage of an audit: ``others`` are the models compared with the audited
+    one; with none, a surrogate distilled from the audited model's predictions on
+    ``held_out()`` (the split the audit does not evaluate; None: the evaluation data, with a
+    warning) gives the black-box row."""
+
+    attack: Attack
+    others: Sequence[RobustModel] = ()
+    held_out: Callable[[], EvalData] | None = field(default=None, compare=False)
+
+
+def run_transfer(plan: TransferPlan, model: RobustModel, data: EvalData, task: Task,
+                 threats: Sequence[ThreatModel], settings: AuditSettings,
+                 note: Callable[[str, str, str, str], None]) -> list[dict[str, Any]]:
+    """The transfer table's rows (as plain data) at every threat model it applies to; the
+    others get a `note` saying why not."""
+    usable = []
+    for threat in threats:
+        reason = not_transferable(threat, plan.attack)
+        if reason is None:
+            usable.append(threat)
+        else:
+            note("transfer", threat.label, "not applicable", reason)
+    if not usable:
+        return []
+    models = [model, *plan.others]
+    if len(models) == 1:
+        held_out = plan.held_out() if plan.held_out is not None else data
+        if held_out.sha256 == data.sha256:
+            logger.warning("no held-out split for %s: the surrogate is distilled on the "
+                           "evaluation data itself", data.name)
+        models.append(train_surrogate(model, held_out, seed=settings.seed))
+    rows = transfer_table(models, data, usable, plan.attack, settings.seed,
+                          settings.batch_size, show_progress=settings.show_progress, task=task)
+    return [dict(vars(row)) for row in rows]

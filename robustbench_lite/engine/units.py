@@ -1,4 +1,4 @@
-"""Units of work: one attack at one threat model on one shard of the data.
+"""Units of work: one attack at one threat model on one shard of the data, for one task.
 
 A unit is independent of every other one (in cascade mode, of every unit outside its own
 cascade), so an executor may run units in any order or place; its `UnitKey` says exactly
@@ -13,6 +13,7 @@ import torch
 
 from robustbench_lite.attacks.base import Attack
 from robustbench_lite.engine.keys import UnitKey
+from robustbench_lite.tasks.base import Task
 from robustbench_lite.threat import ThreatModel
 
 #: ``context`` of a unit that measures per-sample minimal distances (minimum-norm attacks).
@@ -22,7 +23,8 @@ MINIMAL_CONTEXT = "minimal distances"
 @dataclass(frozen=True)
 class WorkUnit:
     """``attack`` at ``threat`` on samples ``[start, stop)``, attacking only the samples
-    where ``attack_mask`` (over the shard) is True."""
+    where ``attack_mask`` (over the shard) is True, judged by ``task``; ``targets`` (over
+    the shard) are the host's targets of a targeted threat model."""
 
     attack: Attack
     threat: ThreatModel
@@ -30,18 +32,31 @@ class WorkUnit:
     stop: int
     attack_mask: torch.Tensor
     key: UnitKey
+    task: Task
+    targets: torch.Tensor | None = None
 
     @property
     def minimal(self) -> bool:
         return self.key.context == MINIMAL_CONTEXT
 
 
-def unit_key(attack: Attack, threat: ThreatModel, model_sha256: str, data_sha256: str,
-             seed: int, start: int, stop: int, context: str = "") -> UnitKey:
+def implementation_versions(attack: Attack, task: Task) -> dict[str, str | int]:
+    """What computed a unit: the package version and the attack's and task's versions."""
+    from robustbench_lite import __version__
+
+    return {"robustbench_lite": __version__, "attack": attack.version, "task": task.version}
+
+
+def unit_key(attack: Attack, threat: ThreatModel, task: Task, objective: str,
+             model_sha256: str, data_sha256: str, seed: int, start: int, stop: int,
+             context: str = "") -> UnitKey:
+    """The key of a unit; ``objective`` names the objective and, for a targeted threat
+    model, the target mode and the digest of the targets (`engine.targets`)."""
     return UnitKey(model_sha256=model_sha256, data_sha256=data_sha256, attack=attack.name,
                    params=attack.params, norm=threat.norm.value, eps=threat.eps,
                    targeted=threat.targeted, seed=seed, shard_start=start, shard_stop=stop,
-                   context=context)
+                   context=context, task=task.name, objective=objective,
+                   versions=implementation_versions(attack, task))
 
 
 def shards(n_samples: int, shard_size: int | None) -> list[tuple[int, int]]:

@@ -10,6 +10,8 @@ Format (see docs/matrices.md)::
     norm = "linf"
     eps = [0.03, "8/255"]      # numbers or fraction strings; or a single value
     targeted = false           # optional
+    targets = "random"         # optional, with targeted = true: random, next-likely,
+                               # least-likely or a class index
 
 Contract: every problem raises `MatrixError` with one line that names the file and either
 the TOML line (syntax errors) or the field at fault (``threats[1].eps``, ``attacks[0]``),
@@ -29,7 +31,13 @@ from typing import Any
 
 from robustbench_lite.errors import MatrixError, ThreatModelError
 from robustbench_lite.matrix.core import ThreatMatrix
-from robustbench_lite.threat import Norm, ThreatModel, parse_eps
+from robustbench_lite.threat import (
+    RANDOM_TARGETS,
+    Norm,
+    ThreatModel,
+    parse_eps,
+    parse_target_mode,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +45,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 TOP_LEVEL_KEYS = ("name", "version", "description", "attacks", "threats")
-THREAT_KEYS = ("norm", "eps", "targeted")
+THREAT_KEYS = ("norm", "eps", "targeted", "targets")
 DEFAULT_VERSION = "1"
 _FORMAT_HINT = "see docs/matrices.md for the format"
 
@@ -133,6 +141,13 @@ def _threats(document: dict[str, Any], fail: Fail) -> tuple[ThreatModel, ...]:
         targeted = table.get("targeted", False)
         if not isinstance(targeted, bool):
             raise fail(f"{where}.targeted", "must be true or false")
+        if "targets" in table and not targeted:
+            raise fail(f"{where}.targets", "applies only to a targeted threat model; add "
+                       "targeted = true")
+        try:
+            targets = parse_target_mode(table.get("targets", RANDOM_TARGETS))
+        except ThreatModelError as exc:
+            raise fail(f"{where}.targets", str(exc)) from exc
         if "eps" not in table:
             raise fail(f"{where}.eps", 'required: a number, a fraction string ("8/255") or '
                        "a list of them")
@@ -141,7 +156,7 @@ def _threats(document: dict[str, Any], fail: Fail) -> tuple[ThreatModel, ...]:
             raise fail(f"{where}.eps", 'must list at least one eps, e.g. eps = [0.03, "8/255"]')
         for value in values:
             threats.append(ThreatModel(norm, _eps(value, f"{where}.eps", fail),
-                                       targeted=targeted))
+                                       targeted=targeted, targets=targets))
     return tuple(threats)
 
 
@@ -220,15 +235,16 @@ def matrix_to_toml(matrix: ThreatMatrix) -> str:
     lines.append("attacks = [")
     lines.extend(f"    {_toml_string(spec)}," for spec in matrix.attacks)
     lines.append("]")
-    groups: list[tuple[Norm, bool, list[float]]] = []
+    groups: list[tuple[Norm, str | None, list[float]]] = []
     for threat in matrix.threats:
-        if groups and groups[-1][:2] == (threat.norm, threat.targeted):
+        if groups and groups[-1][:2] == (threat.norm, threat.target_mode):
             groups[-1][2].append(threat.eps)
         else:
-            groups.append((threat.norm, threat.targeted, [threat.eps]))
-    for norm, targeted, eps_values in groups:
+            groups.append((threat.norm, threat.target_mode, [threat.eps]))
+    for norm, target_mode, eps_values in groups:
         lines += ["", "[[threats]]", f"norm = {_toml_string(norm.value)}",
                   f"eps = [{', '.join(_toml_eps(eps) for eps in eps_values)}]"]
-        if targeted:
+        if target_mode is not None:
             lines.append("targeted = true")
+            lines.append(f"targets = {_toml_string(target_mode)}")
     return "\n".join(lines) + "\n"

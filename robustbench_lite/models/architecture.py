@@ -44,19 +44,19 @@ def import_architecture(spec: str) -> Callable[..., nn.Module]:
     """Resolve ``package.module:ClassName`` to a callable that builds a module."""
     module_name, _, attr_path = spec.partition(":")
     if not module_name or not attr_path:
-        raise ModelLoadError(f"--arch {spec!r} is neither a registered name nor of the form "
+        raise ModelLoadError(f"`arch` {spec!r} is neither a registered name nor of the form "
                              "package.module:ClassName")
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ModelLoadError(f"--arch {spec!r}: cannot import module {module_name!r} ({exc}); "
+        raise ModelLoadError(f"`arch` {spec!r}: cannot import module {module_name!r} ({exc}); "
                              "check the name and that it is installed or on PYTHONPATH") from exc
     for part in attr_path.split("."):
         if not hasattr(target, part):
-            raise ModelLoadError(f"--arch {spec!r}: module {module_name!r} has no attribute "
+            raise ModelLoadError(f"`arch` {spec!r}: module {module_name!r} has no attribute "
                                  f"{attr_path!r}")
         target = getattr(target, part)
     if not callable(target):
-        raise ModelLoadError(f"--arch {spec!r} is not a class or function")
+        raise ModelLoadError(f"`arch` {spec!r} is not a class or function")
     builder: Callable[..., nn.Module] = target
     return builder

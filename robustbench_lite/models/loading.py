@@ -28,6 +28,8 @@ from robustbench_lite.models.adapters.sniff import is_safetensors, is_zip, zip_n
 from robustbench_lite.models.architecture import import_architecture
 from robustbench_lite.models.normalize import Normalized
 from robustbench_lite.models.robust_model import RobustModel, file_sha256
+from robustbench_lite.tasks.base import Task
+from robustbench_lite.tasks.classification.task import ClassificationTask
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +57,10 @@ def architecture_builder(spec: str, kwargs: Mapping[str, Any], catalogue: Catalo
         try:
             module = factory(**kwargs)
         except Exception as exc:
-            raise ModelLoadError(f"--arch {spec} with --arch-kwargs {dict(kwargs)} failed: "
+            raise ModelLoadError(f"`arch` {spec} with `arch_kwargs` {dict(kwargs)} failed: "
                                  f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(module, nn.Module):
-            raise ModelLoadError(f"--arch {spec} returned {type(module).__name__}, "
+            raise ModelLoadError(f"`arch` {spec} returned {type(module).__name__}, "
                                  "not a torch.nn.Module")
         return module
 
@@ -119,11 +121,11 @@ def load_model(path: Path, *, catalogue: Catalogue, input_shape: tuple[int, ...]
                       stacklevel=2)
         info = replace(info, notes=(*info.notes, "switched from training to evaluation mode"))
     if (mean is None) != (std is None):
-        raise ModelLoadError("give both --mean and --std, or neither")
+        raise ModelLoadError("give both `mean` and `std`, or neither")
     if mean is not None and std is not None:
         channels = input_shape[0] if input_shape else 0
         if len(mean) not in (1, channels):
-            raise ModelLoadError(f"--mean has {len(mean)} values but the data has {channels} "
+            raise ModelLoadError(f"`mean` has {len(mean)} values but the data has {channels} "
                                  "channels; give one value, or one per channel")
         module = Normalized(module, mean, std)
     return RobustModel(module=module, input_shape=input_shape,
@@ -131,29 +133,28 @@ def load_model(path: Path, *, catalogue: Catalogue, input_shape: tuple[int, ...]
                        sha256=file_sha256(path), load_info=info)
 
 
-def check_model_on_data(model: RobustModel, data: EvalData) -> None:
-    """Forward a few samples and fail clearly on a shape, class-count or NaN problem.
+def check_model_on_data(model: RobustModel, data: EvalData, task: Task | None = None) -> None:
+    """Forward a few samples and fail clearly on a shape or NaN problem, or on outputs that
+    do not fit ``task`` (default: classification, whose class count must match the data's).
 
-    Sets ``model.num_classes`` from the model's output.
+    Sets ``model.num_classes`` to the model's output width.
     """
     probe = data.x[:PROBE_SAMPLES].to(model.device)
     try:
         with torch.no_grad():
-            logits = model(probe)
+            outputs = model(probe)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelDataMismatchError(
             f"the model cannot take input of shape {tuple(data.input_shape)} from dataset "
             f"{data.name!r} ({first}); use data of the model's input shape") from exc
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != len(probe):
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 2 \
+            or len(outputs) != len(probe):
+        shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs)
         raise ModelDataMismatchError(f"the model returned {shape} for a batch of {len(probe)}; "
-                                     "expected logits of shape (batch, classes)")
-    if logits.shape[1] != data.num_classes:
-        raise ModelDataMismatchError(f"the model has {logits.shape[1]} classes but dataset "
-                                     f"{data.name!r} has {data.num_classes}; audit it on "
-                                     "matching data")
-    if not torch.isfinite(logits).all():
-        raise NonFiniteOutputError(f"the model returned NaN or infinite logits on clean "
+                                     "expected outputs of shape (batch, features)")
+    (task or ClassificationTask()).check(outputs.cpu(), data)
+    if not torch.isfinite(outputs).all():
+        raise NonFiniteOutputError(f"the model returned NaN or infinite outputs on clean "
                                    f"samples of {data.name!r}; its weights may be corrupt")
-    model.num_classes = int(logits.shape[1])
+    model.num_classes = int(outputs.shape[1])

@@ -19,10 +19,10 @@ class Normalized(nn.Module):
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std):
-            raise ModelLoadError(f"--mean has {len(mean)} values but --std has {len(std)}; "
+            raise ModelLoadError(f"`mean` has {len(mean)} values but `std` has {len(std)}; "
                                  "give one value per channel to both")
         if any(s <= 0 for s in std):
-            raise ModelLoadError(f"--std values must be positive, got {list(std)}")
+            raise ModelLoadError(f"`std` values must be positive, got {list(std)}")
         self.model = model
         shape = (1, -1, 1, 1)
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(shape))

@@ -69,7 +69,7 @@ def load_state_dict_into(module: nn.Module, state_dict: Mapping[str, torch.Tenso
     missing = [key for key in expected if key not in state_dict
                and not key.endswith(OPTIONAL_SUFFIXES)]
     unexpected = [key for key in state_dict if key not in expected]
-    reshaped = [f"{key} (file {list(state_dict[key].shape)}, --arch {list(value.shape)})"
+    reshaped = [f"{key} (file {list(state_dict[key].shape)}, `arch` {list(value.shape)})"
                 for key, value in expected.items()
                 if key in state_dict and state_dict[key].shape != value.shape]
     problems = []
@@ -80,9 +80,9 @@ def load_state_dict_into(module: nn.Module, state_dict: Mapping[str, torch.Tenso
     if reshaped:
         problems.append(f"shape mismatch: {_listing(reshaped)}")
     if problems:
-        raise ModelLoadError(f"the weights do not match --arch {architecture}: "
+        raise ModelLoadError(f"the weights do not match `arch` {architecture}: "
                              + "; ".join(problems)
-                             + "; check --arch and --arch-kwargs (e.g. num_classes)")
+                             + "; check `arch` and `arch_kwargs` (e.g. num_classes)")
     module.load_state_dict(state_dict, strict=False)
 
 
@@ -90,7 +90,7 @@ def build_from_state_dict(request: LoadRequest, state: object, fmt: str) -> Load
     """Fill the ``--arch`` module with a state_dict found in ``state``."""
     if request.build_architecture is None or request.architecture is None:
         raise ModelLoadError(f"{request.path} holds weights only; name the architecture with "
-                             "--arch (a built-in name, or package.module:ClassName)")
+                             "`arch` (a built-in name, or package.module:ClassName)")
     weights = extract_state_dict(state, str(request.path))
     module = request.build_architecture().eval()
     load_state_dict_into(module, weights, request.architecture)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -13,6 +15,13 @@ from robustbench_lite.atomic import atomic_write_text
 from robustbench_lite.reports.render import render_html
 from robustbench_lite.reports.sections import ReportSection
 from robustbench_lite.results import AuditResult
+from robustbench_lite.verdict import verdict
+
+
+def results_document(result: AuditResult) -> dict[str, Any]:
+    """The ``results.json`` object: the result's fields plus its derived ``verdict`` (not read
+    back by `AuditResult.from_dict`)."""
+    return {**result.to_dict(), "verdict": asdict(verdict(result))}
 
 
 def write_outputs(result: AuditResult, out_dir: Path, template_dirs: Sequence[Path] = (),
@@ -21,13 +30,13 @@ def write_outputs(result: AuditResult, out_dir: Path, template_dirs: Sequence[Pa
     ``template_dirs`` and ``sections``), ``results.json`` and the CSV tables (cells,
     robust_accuracy, per_class, curves, transfer, checks) into ``out_dir``. Returns the
     paths by kind."""
+    html = render_html(result, template_dirs, sections)  # notes failing plugin sections
+    raw = results_document(result)
     contents = {
-        "report": ("report.html", render_html(result, template_dirs, sections)),
-        "results": ("results.json", json.dumps(result.to_dict(), indent=2, allow_nan=False)
-                    + "\n"),
+        "report": ("report.html", html),
+        "results": ("results.json", json.dumps(raw, indent=2, allow_nan=False) + "\n"),
         "cells": ("cells.csv", result.cells_frame().to_csv(index=False)),
     }
-    raw = result.to_dict()
     for table in ("robust_accuracy", "per_class", "curves", "transfer", "checks"):
         contents[table] = (f"{table}.csv", pd.DataFrame(raw[table]).to_csv(index=False))
     paths = {}

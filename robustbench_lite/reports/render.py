@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
+from robustbench_lite.errors import ReportTemplateError
 from robustbench_lite.reports.charts import robustness_charts
 from robustbench_lite.reports.loader import template_errors, template_loader
 from robustbench_lite.reports.sections import ReportSection, section_data, section_template_dirs
 from robustbench_lite.results import AuditResult, PerClassRow, threat_label
-from robustbench_lite.threat import norm_label
+from robustbench_lite.threat import norm_label, targeted_prefix
 from robustbench_lite.verdict import verdict
 
 TEMPLATE = "report.html"
@@ -35,6 +37,8 @@ def environment(template_dirs: Sequence[Path] = (),
     env.filters["heat"] = heat_style
     env.filters["norm"] = norm_label
     env.filters["details"] = format_details
+    env.globals["threat_label"] = threat_label
+    env.globals["targeted_prefix"] = targeted_prefix
     return env
 
 
@@ -60,12 +64,25 @@ NORM_WORDS = {
 }
 
 
-def describe_threat(norm: str, eps: float, targeted: bool = False) -> str:
+TARGET_WORDS = {
+    "random": "a wrong class drawn at random for each sample",
+    "next-likely": "each sample's most likely wrong class on the clean image",
+    "least-likely": "each sample's least likely class on the clean image",
+}
+
+
+def describe_threat(norm: str, eps: float, targeted: bool = False,
+                    target_mode: str | None = None) -> str:
     """A threat model in words a reviewer understands (pixels are in [0, 1])."""
     amount = f"{eps:g}" + (f" (about {eps * 255:.3g}/255)" if norm == "linf" else "")
     words = NORM_WORDS.get(norm, norm + " norm at most {eps}").format(eps=amount)
     if targeted:
-        return words + "; the attack succeeds only if the model outputs the class it chose"
+        mode = target_mode or "random"
+        target = TARGET_WORDS.get(mode, f"class {mode} (samples of that class are not "
+                                        "attacked)")
+        return (words + f"; targeted: the audit chose the target, {target}, and the attack "
+                "succeeds only if the model outputs it. Accuracy counts samples still "
+                "classified correctly; success rate the attacked samples put in their target")
     return words + "; any wrong label counts as a success"
 
 
@@ -73,13 +90,14 @@ def per_class_grid(result: AuditResult) -> dict[str, Any]:
     """The per-class table: one column per threat model of ``result.robust_accuracy``, one
     row ``(class name, samples, clean accuracy, [robust accuracy or None per column])`` per
     class with samples."""
-    columns = [(row.norm, row.eps, row.targeted) for row in result.robust_accuracy]
-    cells: dict[str, dict[tuple[str, float, bool], float]] = {}
+    columns = [(row.norm, row.eps, row.targeted, row.target_mode)
+               for row in result.robust_accuracy]
+    cells: dict[str, dict[tuple[str, float, bool, str | None], float]] = {}
     first: dict[str, PerClassRow] = {}
     for row in result.per_class:
         first.setdefault(row.class_name, row)
-        cells.setdefault(row.class_name, {})[(row.norm, row.eps, row.targeted)] = \
-            row.robust_accuracy
+        cells.setdefault(row.class_name, {})[
+            (row.norm, row.eps, row.targeted, row.target_mode)] = row.robust_accuracy
     rows = [(name, first[name].n_samples, first[name].clean_accuracy,
              [cells[name].get(column) for column in columns])
             for name in result.data.class_names if name in first]
@@ -130,18 +148,46 @@ def check_templates(template_dirs: Sequence[Path] = (),
             env.get_template(name)
 
 
+def render_sections(env: jinja2.Environment, sections: Sequence[ReportSection],
+                    result: AuditResult) -> dict[str, Markup]:
+    """Each plugin section rendered on its own. A section whose data or template fails
+    shows its one-line reason instead, and the reason is noted in ``result`` (stage
+    ``report``); the rest of the report is unaffected."""
+    rendered = {}
+    for section in sections:
+        try:
+            body = env.get_template(section.template).render(
+                result=result, section=section, data=section_data([section], result)[
+                    section.name])
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, ReportTemplateError) else \
+                f"{type(exc).__name__}: {exc}"
+            reason = " ".join(reason.split())
+            if not any(n.stage == "report" and n.subject == section.name
+                       for n in result.notes):
+                result.note("report", section.name, "failed", reason)
+            body = Markup('<p class="bad">This section could not be shown: {}</p>').format(
+                reason)
+        rendered[section.name] = Markup(body)
+    return rendered
+
+
 def render_html(result: AuditResult, template_dirs: Sequence[Path] = (),
                 sections: Sequence[ReportSection] = ()) -> str:
     """The report page for ``result``; everything it shows comes from ``result``.
     ``template_dirs`` may override any template (or one block of it, by extending
-    ``default:report.html``); ``sections`` are plugin sections. Template problems raise
+    ``default:report.html``); ``sections`` are plugin sections, each rendered on its own
+    (`render_sections`). Problems of the report's own templates raise
     `ReportTemplateError`."""
     table = result.accuracy_table()
+    env = environment(template_dirs, section_template_dirs(sections))
+    with template_errors():
+        section_html = render_sections(env, sections, result)
     context: dict[str, Any] = {
         "result": result,
         "verdict": verdict(result),
-        "threats": [(threat_label(row.norm, row.eps, row.targeted),
-                     describe_threat(row.norm, row.eps, row.targeted))
+        "threats": [(threat_label(row.norm, row.eps, row.targeted, row.target_mode),
+                     describe_threat(row.norm, row.eps, row.targeted, row.target_mode))
                     for row in result.robust_accuracy],
         "per_class": per_class_grid(result),
         "charts": robustness_charts(result),
@@ -151,8 +197,7 @@ def render_html(result: AuditResult, template_dirs: Sequence[Path] = (),
                           for attack, row in table.iterrows()],
         "cost_rows": cost_rows(result),
         "sections": list(sections),
-        "section_data": section_data(sections, result),
+        "section_html": section_html,
     }
-    env = environment(template_dirs, section_template_dirs(sections))
     with template_errors():
         return env.get_template(TEMPLATE).render(**context)

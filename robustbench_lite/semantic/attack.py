@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.base import Attack, AttackKind
 from robustbench_lite.errors import AttackError
 from robustbench_lite.semantic.generator import StyleGenerator
 from robustbench_lite.semantic.loading import DEFAULT_GENERATOR
 from robustbench_lite.semantic.mixing import worst_mix
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 
@@ -30,8 +31,9 @@ class AdvMixAttack(Attack):
     label-relevant styles are kept and its fine, label-irrelevant ones (colour, lighting)
     are replaced by ``map(z)``, with ``z`` searched in the box ``[-eps, eps]^z_dim`` (eps of
     the ``semantic`` threat model, in prior standard deviations) by signed gradient ascent
-    on the classifier's cross-entropy, from ``restarts`` random draws. It returns the
-    worst-case mixed image. The example is a new image, not ``x`` plus a small
+    on the objective's loss (for classification: the cross-entropy of the true class), from
+    ``restarts`` random draws. It returns the first mix that reaches the objective, else
+    the highest-loss one. The example is a new image, not ``x`` plus a small
     perturbation: the threat model is "the same digit in another style", as far as the
     generator's split into coarse and fine styles holds (docs/semantic.md measures it).
 
@@ -40,8 +42,8 @@ class AdvMixAttack(Attack):
             ``colour-digits``, the bundled one), ``NAME:PATH`` or a file written by
             ``robust train-generator``. It must produce images of the audited data's shape.
         steps: ascent steps per restart, an integer >= 0 (default 20).
-        restarts: random restarts, an integer >= 1 (default 3); samples already fooled are
-            kept.
+        restarts: random restarts, an integer >= 1 (default 3); samples whose objective is
+            reached already are kept.
         step_ratio: each step moves z by ``step_ratio * eps / steps`` per coordinate, > 0
             (default 2.5).
 
@@ -84,7 +86,7 @@ class AdvMixAttack(Attack):
             self._generator.to(device)
         return self._generator
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         if threat.norm is not Norm.SEMANTIC:
             raise AttackError(f"advmix attacks the semantic threat model, not "
@@ -95,5 +97,5 @@ class AdvMixAttack(Attack):
                               f"the data is {tuple(x.shape[1:])}; give a generator trained "
                               "on this data (advmix:generator=FILE)")
         step_size = self.step_ratio * threat.eps / max(self.steps, 1)
-        return worst_mix(styles, model, x, y, threat.eps, self.steps, self.restarts,
+        return worst_mix(styles, model, x, objective, threat.eps, self.steps, self.restarts,
                          step_size, generator)

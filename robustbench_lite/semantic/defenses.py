@@ -17,6 +17,7 @@ from robustbench_lite.semantic.attack import AdvMixAttack
 from robustbench_lite.semantic.generator import StyleGenerator
 from robustbench_lite.semantic.loading import DEFAULT_GENERATOR, resolve_generator
 from robustbench_lite.semantic.mixing import random_mix
+from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.threat import Norm, ThreatModel
 
 logger = logging.getLogger(__name__)
@@ -121,5 +122,5 @@ class AdvMix(_StyleMixing):
     def perturb(self, step: TrainingStep) -> torch.Tensor:
         attack = AdvMixAttack(steps=self.steps, restarts=self.restarts)
         return attack.use_generator(self._generator()).run(
-            step.model, step.x, step.y, ThreatModel(Norm.SEMANTIC, self.radius),
-            step.generator)
+            step.model, step.x, Misclassification(step.y),
+            ThreatModel(Norm.SEMANTIC, self.radius), step.generator)

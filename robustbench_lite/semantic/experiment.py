@@ -33,7 +33,7 @@ from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import load_dataset
 from robustbench_lite.defenses.adversarial import PGDAT
 from robustbench_lite.defenses.base import Defense, DefenseContext, Recipe, compose
-from robustbench_lite.engine.execute import attack_batch
+from robustbench_lite.host.attack import attack_batch
 from robustbench_lite.models.robust_model import LoadInfo, RobustModel
 from robustbench_lite.models.zoo.digits_cnn import DigitsCNN
 from robustbench_lite.semantic.attack import AdvMixAttack
@@ -82,7 +82,7 @@ def _robust_accuracy(model: RobustModel, data: EvalData, attack: Attack,
                      threat: ThreatModel, seed: int) -> float:
     """Accuracy under ``attack``, through the host's checks (`attack_batch`)."""
     outcome = attack_batch(attack, model, data.x, data.y, threat, seed)
-    return float((outcome.predicted == data.y).float().mean())
+    return float(outcome.correct.float().mean())
 
 
 def train_method(method: str, train: EvalData, settings: ExperimentSettings,

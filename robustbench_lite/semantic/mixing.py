@@ -12,10 +12,9 @@ the prior's standard deviation) by signed gradient ascent with random restarts.
 from __future__ import annotations
 
 import torch
-from torch.nn import functional
 
-from robustbench_lite.attacks.base import LogitsFn
 from robustbench_lite.semantic.generator import StyleGenerator
+from robustbench_lite.tasks.objective import ModelFn, Objective
 
 
 def synthesise_mix(generator: StyleGenerator, coarse: torch.Tensor,
@@ -43,32 +42,34 @@ def random_mix(generator: StyleGenerator, x: torch.Tensor, rng: torch.Generator,
         return synthesise_mix(generator, coarse, z).to(x.device, x.dtype)
 
 
-def worst_mix(generator: StyleGenerator, model: LogitsFn, x: torch.Tensor, y: torch.Tensor,
-              radius: float, steps: int, restarts: int, step_size: float,
-              rng: torch.Generator) -> torch.Tensor:
+def worst_mix(generator: StyleGenerator, model: ModelFn, x: torch.Tensor,
+              objective: Objective, radius: float, steps: int, restarts: int,
+              step_size: float, rng: torch.Generator) -> torch.Tensor:
     """AdvMix's inner maximisation: per sample, the mix of ``x``'s coarse styles with fine
-    styles ``map(z)``, ``z`` in the box of ``radius``, that maximises the cross-entropy of
-    ``model`` at labels ``y``. Each restart draws ``z`` from the clipped prior and takes
-    ``steps`` signed gradient steps of ``step_size``, clipping to the box. A sample keeps
-    the first mix that is misclassified, else the one with the highest loss seen.
+    styles ``map(z)``, ``z`` in the box of ``radius``, that maximises ``objective``'s loss on
+    ``model``'s outputs (for classification: the cross-entropy of the true class). Each
+    restart draws ``z`` from the clipped prior and takes ``steps`` signed gradient steps of
+    ``step_size``, clipping to the box. A sample keeps the first mix that reaches the
+    objective (`Objective.success`: misclassified), else the one with the highest loss
+    seen.
 
     Cost: ``restarts * (steps + 1)`` forward passes of ``model`` and ``restarts * steps``
     backward passes, plus the generator's."""
     with torch.no_grad():
         coarse = generator.encode(x.to(generator.device))
-    labels = y.to(x.device)
     best = torch.empty_like(x)
     best_loss = torch.full((len(x),), -float("inf"), device=x.device)
     fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
 
-    def consider(images: torch.Tensor, logits: torch.Tensor) -> None:
-        """Keep, per sample, the first misclassified mix or the highest-loss one."""
-        loss = functional.cross_entropy(logits, labels, reduction="none")
-        wrong = logits.argmax(1) != labels
-        better = ~fooled & (wrong | (loss > best_loss))
+    def consider(images: torch.Tensor, outputs: torch.Tensor) -> None:
+        """Keep, per sample, the first mix that reaches the objective or the highest-loss
+        one."""
+        loss = objective.loss(outputs)
+        reached = objective.success(outputs)
+        better = ~fooled & (reached | (loss > best_loss))
         best[better] = images[better]
         best_loss[better] = loss[better]
-        fooled.logical_or_(wrong)
+        fooled.logical_or_(reached)
 
     for _ in range(restarts):
         z = latent_draw(generator, len(x), radius, rng)
@@ -76,10 +77,10 @@ def worst_mix(generator: StyleGenerator, model: LogitsFn, x: torch.Tensor, y: to
             with torch.enable_grad():
                 z.requires_grad_(True)
                 images = synthesise_mix(generator, coarse, z).to(x.device, x.dtype)
-                logits = model(images)
-                loss = functional.cross_entropy(logits, labels, reduction="sum")
+                outputs = model(images)
+                loss = objective.loss(outputs).sum()
                 (grad,) = torch.autograd.grad(loss, z)
-            consider(images.detach(), logits.detach())
+            consider(images.detach(), outputs.detach())
             z = (z.detach() + step_size * grad.sign()).clamp(-radius, radius)
         with torch.no_grad():
             images = synthesise_mix(generator, coarse, z).to(x.device, x.dtype)

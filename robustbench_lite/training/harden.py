@@ -27,6 +27,7 @@ from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.defenses.base import Recipe, TrainingStep
 from robustbench_lite.errors import DefenseError
+from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.threat import Norm, ThreatModel
 from robustbench_lite.training.loop import accuracy, deterministic_torch
 
@@ -92,7 +93,7 @@ def _adversarial_accuracy(module: nn.Module, data: EvalData, threat: ThreatModel
     x = data.x[:VALIDATION_ATTACK_SAMPLES].to(device)
     y = data.y[:VALIDATION_ATTACK_SAMPLES].to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    x_adv = PGD(steps=10).run(module, x, y, threat, generator)
+    x_adv = PGD(steps=10).run(module, x, Misclassification(y), threat, generator)
     with torch.no_grad():
         return float((module(x_adv).argmax(1) == y).float().mean())
 

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 
 import robustbench_lite
-from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.base import Attack, AttackKind
 from robustbench_lite.reports.sections import ReportSection
 from robustbench_lite.results import AuditResult
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 __all__ = ["RandomSign", "random_sign_cells", "register_attacks", "register_report_sections"]
@@ -31,15 +32,19 @@ __all__ = ["RandomSign", "random_sign_cells", "register_attacks", "register_repo
 class RandomSign(Attack):
     """Random corners of the Linf ball: a gradient-free baseline.
 
-    Norm: Linf only; untargeted and targeted.
+    Norm: Linf only. Objectives: any (it needs nothing beyond `Objective.success`, so
+    ``requires`` stays empty): untargeted and targeted classification, and other tasks'
+    objectives alike. It never looks at labels or targets, only at whether the objective
+    it is handed is reached.
 
     Parameters:
         samples: how many random corners ``x + eps * sign(noise)`` to try per image
             (keyword-only, default 8, at least 1).
 
-    Per image, the first corner that fools the model is kept (else the last one tried),
-    projected onto the threat model (the eps-ball and the pixel box). Images already fooled
-    are not queried again.
+    Per image, the first corner that reaches the objective is kept (else the last one
+    tried), projected onto the threat model (the eps-ball and the pixel box). Images whose
+    objective is reached are not queried again; ``objective.select`` gives the objective of
+    the images still being attacked.
 
     Cost: at most ``samples`` model queries per image; no gradients.
 
@@ -50,7 +55,6 @@ class RandomSign(Attack):
     name = "random-sign"
     norms = frozenset({Norm.LINF})
     kind = AttackKind.BASELINE
-    supports_targeted = True
 
     def __init__(self, *, samples: int = 8) -> None:
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
@@ -58,10 +62,10 @@ class RandomSign(Attack):
         self.samples = samples
         self._set_params(samples=samples)
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         x_adv = x.detach().clone()
-        remaining = torch.arange(len(x), device=x.device)  # indices not fooled yet
+        remaining = torch.arange(len(x), device=x.device)  # indices not broken yet
         with torch.no_grad():
             for _ in range(self.samples):
                 if len(remaining) == 0:
@@ -71,10 +75,8 @@ class RandomSign(Attack):
                                     dtype=x.dtype)
                 candidate = threat.project(x_rest + threat.eps * noise.sign(), x_rest)
                 x_adv[remaining] = candidate
-                predicted = model(candidate).argmax(dim=1)
-                target = y[remaining]
-                fooled = predicted == target if threat.targeted else predicted != target
-                remaining = remaining[~fooled]
+                reached = objective.select(remaining).success(model(candidate))
+                remaining = remaining[~reached]
         return x_adv
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustbench_lite.attacks.base import LogitsFn
 from robustbench_lite.errors import AttackError
+from robustbench_lite.tasks.objective import ModelFn
 from robustbench_lite.threat import Norm, ThreatModel
 
 
@@ -29,9 +29,9 @@ class LogitsModule(nn.Module):
     ``device`` and cast to ``dtype`` (the batch's) before the call.
     """
 
-    model_fn: LogitsFn
+    model_fn: ModelFn
 
-    def __init__(self, model: LogitsFn, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(self, model: ModelFn, device: torch.device, dtype: torch.dtype) -> None:
         super().__init__()
         object.__setattr__(self, "model_fn", model)  # bypass nn.Module registration
         self.target_device = device
@@ -42,7 +42,7 @@ class LogitsModule(nn.Module):
         return self.model_fn(x.to(device=self.target_device, dtype=self.target_dtype))
 
 
-def num_classes_of(model: LogitsFn, x: torch.Tensor) -> int:
+def num_classes_of(model: ModelFn, x: torch.Tensor) -> int:
     """The class count: from the `RobustModel` behind the host's counter when there is one,
     else from one forward pass."""
     for candidate in (model, getattr(model, "model", None)):
@@ -110,9 +110,13 @@ def norm_of_value(value: Any) -> Norm | None:
     return _NORM_VALUES.get(str(value).strip().lower())
 
 
-def check_threat_params(params: Mapping[str, Any], threat: ThreatModel, who: str) -> None:
-    """Reject user parameters ``eps``, ``norm`` and ``targeted`` that contradict ``threat``:
-    the threat model sets them, not the attack's parameters."""
+def check_threat_params(params: Mapping[str, Any], threat: ThreatModel, who: str,
+                        targeted: bool | None = None) -> None:
+    """Reject user parameters ``eps``, ``norm`` and ``targeted`` that contradict ``threat``
+    (``targeted``: whether the objective has targets, by default ``threat.targeted``): the
+    threat model and its objective set them, not the attack's parameters."""
+    if targeted is None:
+        targeted = threat.targeted
     contradictions = []
     if "eps" in params:
         try:
@@ -123,7 +127,7 @@ def check_threat_params(params: Mapping[str, Any], threat: ThreatModel, who: str
             contradictions.append(f"eps={params['eps']!r}")
     if "norm" in params and norm_of_value(params["norm"]) is not threat.norm:
         contradictions.append(f"norm={params['norm']!r}")
-    if "targeted" in params and bool(params["targeted"]) != threat.targeted:
+    if "targeted" in params and bool(params["targeted"]) != targeted:
         contradictions.append(f"targeted={params['targeted']!r}")
     if contradictions:
         raise AttackError(f"{who}: {', '.join(contradictions)} contradicts the threat model "

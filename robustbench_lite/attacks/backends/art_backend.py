@@ -15,6 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustbench_lite.attacks._classes import (
+    class_goal,
+    labels_or_targets_reason,
+    targets_first,
+)
 from robustbench_lite.attacks.backends._common import (
     LogitsModule,
     check_threat_params,
@@ -24,8 +29,10 @@ from robustbench_lite.attacks.backends._common import (
     num_classes_of,
     seeded,
 )
-from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.base import Attack, AttackKind
 from robustbench_lite.errors import AttackError
+from robustbench_lite.tasks.classification.objectives import TARGETS
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 REQUIREMENT = "adversarial-robustness-toolbox>=1.20,<2"
@@ -69,12 +76,15 @@ class ArtAttack(Attack):
 
     The attack runs on an ART ``PyTorchClassifier`` built around the host's model function
     (cross-entropy loss, clip values = the threat's pixel box). From the threat model the
-    backend passes ``eps``, ``norm`` (``np.inf``, 2 or 1) and ``targeted`` wherever the ART
-    class accepts them; a user parameter ``eps``, ``norm`` or ``targeted`` that contradicts
-    the threat model is an error. It also passes ``verbose=False`` and ``batch_size`` = the
-    host's batch size where accepted; every other ART default is kept as ART defines it
-    (note: ART's step sizes, e.g. PGD's ``eps_step=0.1``, are absolute, not relative to eps).
-    Untargeted attacks get the true labels, targeted ones the target labels, as one-hot.
+    backend passes ``eps``, ``norm`` (``np.inf``, 2 or 1) and ``targeted`` (from the
+    objective) wherever the ART class accepts them; a user parameter ``eps``, ``norm`` or
+    ``targeted`` that contradicts the threat model or its objective is an error. It also
+    passes ``verbose=False`` and ``batch_size`` = the host's batch size where accepted;
+    every other ART default is kept as ART defines it (note: ART's step sizes, e.g. PGD's
+    ``eps_step=0.1``, are absolute, not relative to eps).
+    It serves objectives offering ``labels`` (untargeted: ART gets the true labels) and,
+    for ART classes with a targeted mode, objectives offering ``targets`` (``targeted=True``
+    and the target labels), both as one-hot.
 
     Outputs are projected onto the threat model, so minimum-norm attacks (``DeepFool``,
     ``CarliniL2Method``) and decision-based ones (``HopSkipJump``, ``BoundaryAttack``) are
@@ -97,7 +107,6 @@ class ArtAttack(Attack):
     namespace = True
     kind = AttackKind.GRADIENT
     norms = frozenset({Norm.LINF, Norm.L2, Norm.L1})
-    supports_targeted = True
 
     def __init__(self, *, target: str, **params: Any) -> None:
         classes, usable = _evasion_classes()
@@ -127,27 +136,41 @@ class ArtAttack(Attack):
         self._user_params = dict(params)
         self._set_params(target=target, **params)
 
-    def supports(self, threat: ThreatModel) -> bool:
-        return super().supports(threat) and (not threat.targeted or "targeted" in self._accepted)
+    def serves(self, objective: type[Objective]) -> bool:
+        capability = targets_first(objective.offers)
+        if capability == TARGETS:
+            return "targeted" in self._accepted
+        return capability is not None
 
-    def attack_kwargs(self, threat: ThreatModel, batch_size: int) -> dict[str, Any]:
-        """The keyword arguments the ART class is built with for ``threat``."""
+    def unserved_reason(self, objective: type[Objective]) -> str:
+        if targets_first(objective.offers) == TARGETS:
+            return (f"art:{self.target} has no targeted mode, which objective "
+                    f"{objective.name!r} needs")
+        return labels_or_targets_reason(f"art:{self.target}", objective)
+
+    def attack_kwargs(self, threat: ThreatModel, batch_size: int, *,
+                      targeted: bool | None = None) -> dict[str, Any]:
+        """The keyword arguments the ART class is built with for ``threat`` (``targeted``:
+        whether the objective has targets, by default ``threat.targeted``)."""
         who = f"art:{self.target}"
-        check_threat_params(self._user_params, threat, who)
-        if threat.targeted and "targeted" not in self._accepted:
+        if targeted is None:
+            targeted = threat.targeted
+        check_threat_params(self._user_params, threat, who, targeted)
+        if targeted and "targeted" not in self._accepted:
             raise AttackError(f"{who} has no targeted mode")
         defaults: dict[str, Any] = {"eps": float(threat.eps), "norm": _ART_NORMS[threat.norm],
-                                    "targeted": threat.targeted, "verbose": False,
+                                    "targeted": targeted, "verbose": False,
                                     "batch_size": batch_size}
         kwargs = {key: value for key, value in defaults.items() if key in self._accepted}
         kwargs.update({key: value for key, value in self._user_params.items()
                        if key not in ("eps", "norm", "targeted")})
         return kwargs
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         classification = import_library("art.estimators.classification", "art", REQUIREMENT)
-        kwargs = self.attack_kwargs(threat, len(x))
+        goal = class_goal(objective, f"art:{self.target}")
+        kwargs = self.attack_kwargs(threat, len(x), targeted=goal.targeted)
         device = x.device
         classes = num_classes_of(model, x)
         with device_context(device):
@@ -161,7 +184,7 @@ class ArtAttack(Attack):
             except (TypeError, ValueError) as exc:
                 raise AttackError(f"art:{self.target} rejected its parameters {kwargs}: "
                                   f"{exc}") from exc
-            labels = np.eye(classes, dtype=np.float32)[y.detach().cpu().numpy()]
+            labels = np.eye(classes, dtype=np.float32)[goal.classes.detach().cpu().numpy()]
             with seeded(generator, device):
                 x_adv = attack.generate(x=x.detach().cpu().numpy().astype(np.float32),
                                         y=labels)

@@ -20,6 +20,11 @@ from typing import Any
 
 import torch
 
+from robustbench_lite.attacks._classes import (
+    class_goal,
+    labels_or_targets_reason,
+    targets_first,
+)
 from robustbench_lite.attacks.backends._common import (
     LogitsModule,
     compact_names,
@@ -27,8 +32,9 @@ from robustbench_lite.attacks.backends._common import (
     import_library,
     seeded,
 )
-from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
+from robustbench_lite.attacks.base import Attack, AttackKind
 from robustbench_lite.errors import AttackError
+from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 REQUIREMENT = "foolbox>=3.3.4,<4"
@@ -80,9 +86,11 @@ class FoolboxAttack(Attack):
 
     The attack runs on a ``foolbox.PyTorchModel`` built around the host's model function
     (bounds = the threat's pixel box) and is called with ``epsilons=eps`` and the criterion
-    ``Misclassification(labels)`` or, for a targeted threat,
-    ``TargetedMisclassification(targets)``. Foolbox attacks have a fixed norm (their
-    ``distance``: ``LinfPGD`` is Linf, ``L2PGD`` L2): the attack supports only that norm,
+    ``Misclassification(labels)`` for an objective offering ``labels`` or
+    ``TargetedMisclassification(targets)`` for one offering ``targets`` (the objectives it
+    serves; a Foolbox class without a targeted mode, such as ``FGSM``, fails its targeted
+    cells saying so). Foolbox attacks have a fixed norm (their ``distance``: ``LinfPGD``
+    is Linf, ``L2PGD`` L2): the attack supports only that norm,
     and running it under another threat norm is an error. Attacks that take a ``distance``
     argument (``BinarizationRefinementAttack``, ``LinearSearchContrastReductionAttack``...)
     get the threat's; users cannot pass one.
@@ -106,7 +114,6 @@ class FoolboxAttack(Attack):
     namespace = True
     kind = AttackKind.GRADIENT
     norms = frozenset({Norm.LINF, Norm.L2, Norm.L1})
-    supports_targeted = True
 
     def __init__(self, *, target: str, **params: Any) -> None:
         classes = _attack_classes()
@@ -152,27 +159,41 @@ class FoolboxAttack(Attack):
     def supports(self, threat: ThreatModel) -> bool:
         return super().supports(threat) and (self._norm is None or self._norm is threat.norm)
 
-    def run(self, model: LogitsFn, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+    def serves(self, objective: type[Objective]) -> bool:
+        return targets_first(objective.offers) is not None
+
+    def unserved_reason(self, objective: type[Objective]) -> str:
+        return labels_or_targets_reason(f"foolbox:{self.target}", objective)
+
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
             generator: torch.Generator) -> torch.Tensor:
         if self._norm is not None and self._norm is not threat.norm:
             own = self._norm.value if isinstance(self._norm, Norm) else self._norm
             raise AttackError(f"foolbox:{self.target} is a {own} attack; it cannot run under "
                               f"{threat.label}: pick the Foolbox attack of that norm")
+        goal = class_goal(objective, f"foolbox:{self.target}")
         foolbox = _foolbox()
         attack = self._make(threat.norm)
         device = x.device
         x = x.detach()
-        criterion = (foolbox.criteria.TargetedMisclassification(y) if threat.targeted
-                     else foolbox.criteria.Misclassification(y))
+        criterion = (foolbox.criteria.TargetedMisclassification(goal.classes) if goal.targeted
+                     else foolbox.criteria.Misclassification(goal.classes))
         takes_epsilons = "epsilons" in inspect.signature(type(attack).__call__).parameters
         with device_context(device):
             fmodel = foolbox.PyTorchModel(LogitsModule(model, device, x.dtype),
                                           bounds=(threat.lower, threat.upper), device=device)
             with seeded(generator, device):
-                if takes_epsilons:
-                    _, clipped, _ = attack(fmodel, x, criterion, epsilons=threat.eps)
-                else:
-                    _, clipped, _ = attack(fmodel, x, criterion)
+                try:
+                    if takes_epsilons:
+                        _, clipped, _ = attack(fmodel, x, criterion, epsilons=threat.eps)
+                    else:
+                        _, clipped, _ = attack(fmodel, x, criterion)
+                except ValueError as exc:
+                    if "unsupported criterion" not in str(exc):
+                        raise
+                    mode = "targeted" if goal.targeted else "untargeted"
+                    raise AttackError(f"foolbox:{self.target} has no {mode} mode (Foolbox: "
+                                      f"{exc})") from exc
         result = torch.as_tensor(clipped).to(device=device, dtype=x.dtype)
         if result.shape != x.shape:
             raise AttackError(f"foolbox:{self.target} returned shape {tuple(result.shape)} for "

@@ -55,10 +55,10 @@ class TorchCheckpointAdapter(ModelAdapter):
         if not request.trust_model:
             raise UntrustedModelError(
                 f"{request.path} is a pickled Python object (e.g. a whole nn.Module); loading "
-                "it can execute arbitrary code from the file. Pass --trust-model only if you "
-                "trust its source, or re-save it as a state_dict (with --arch) or TorchScript"
+                "it can execute arbitrary code from the file. Pass `trust_model` only if you "
+                "trust its source, or re-save it as a state_dict (with `arch`) or TorchScript"
             ) from cause
-        try:  # full unpickling, reached only with --trust-model (checked just above)
+        try:  # full unpickling, reached only with `trust_model` (checked just above)
             obj = torch.load(request.path, map_location="cpu", weights_only=False)
         except (AttributeError, ModuleNotFoundError) as exc:
             raise ModelLoadError(f"{request.path} needs Python code that is not importable "

@@ -1,0 +1,1 @@
+"""The built-in classification task, its objectives and its losses."""
