@@ -344,3 +344,16 @@ def test_console_script_runs(tmp_path: Path) -> None:
     assert {cell["attack"] for cell in doc["cells"]} == {"fgsm", "pgd"}
     assert doc["clean_accuracy"] >= 0.9
     assert f"Report:  {(out / 'report.html').resolve()}" in done.stdout
+
+
+def test_library_errors_name_arguments_and_the_cli_shows_flags(tmp_path: Path) -> None:
+    from robustbench_lite.cli.errors import as_flags
+    from robustbench_lite.errors import argument
+
+    assert as_flags(f"check {argument('arch')} and {argument('arch_kwargs')}") == \
+        "check --arch and --arch-kwargs"
+    result = CliRunner().invoke(cli, ["harden", "--defense", "pgd-at:steps=0", "--out",
+                                      str(tmp_path / "h")])
+    assert result.exit_code == 1
+    assert "Error: --defense pgd-at: steps must be an integer >= 1, got 0" in result.output
+    assert "`" not in result.output

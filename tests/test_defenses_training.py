@@ -100,7 +100,7 @@ def test_invalid_parameter_is_one_line_naming_defense_and_parameter(
         cls(**kwargs)
     message = str(caught.value)
     assert "\n" not in message
-    assert f"--defense {cls.name}:" in message
+    assert f"`defense` {cls.name}:" in message
     assert f"{parameter} must be" in message
 
 

@@ -62,7 +62,7 @@ def test_static_models_open_like_audit_files(tmp_path: Path, context: DefenseCon
 
 
 @pytest.mark.parametrize(("models", "message"), [
-    ("", "needs the static models to craft examples on: --defense ensemble-at:models="),
+    ("", "needs the static models to craft examples on: `defense` ensemble-at:models="),
     ("missing.pt", "cannot use the static model 'missing.pt'"),
 ])
 def test_missing_static_models_are_one_line(models: str, message: str,

@@ -83,7 +83,7 @@ class AdversarialTraining(Defense):
 
 def pair_of_logits(name: str, adversarial_logits: torch.Tensor | None) -> torch.Tensor:
     if adversarial_logits is None:
-        raise DefenseError(f"--defense {name} defines its loss on the clean and the perturbed "
+        raise DefenseError(f"`defense` {name} defines its loss on the clean and the perturbed "
                            "batch; it must perturb the batch itself (use compose())")
     return adversarial_logits
 

@@ -173,13 +173,13 @@ def compose(defenses: Sequence[Defense]) -> Recipe:
     seen: dict[str, Defense] = {}
     for defense in defenses:
         if defense.name in seen:
-            raise DefenseError(f"--defense {defense.name} is given twice; give it once with "
+            raise DefenseError(f"`defense` {defense.name} is given twice; give it once with "
                                "all its parameters")
         seen[defense.name] = defense
     for seam, label in (("perturbs", "perturbs the training batch"),
                         ("owns_loss", "defines the training loss")):
         owners = [d.name for d in defenses if getattr(d, seam)]
         if len(owners) > 1:
-            raise DefenseError(f"--defense {owners[0]} and --defense {owners[1]} both "
+            raise DefenseError(f"`defense` {owners[0]} and `defense` {owners[1]} both "
                                f"{label}; choose one of them")
     return Recipe(tuple(defenses))

@@ -22,14 +22,14 @@ def check_number(defense: str, name: str, value: object, valid: Callable[[float]
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
     if not (math.isfinite(number) and valid(number)):
-        raise DefenseError(f"--defense {defense}: {name} must be {allowed}, got {value!r}")
+        raise DefenseError(f"`defense` {defense}: {name} must be {allowed}, got {value!r}")
     return number
 
 
 def check_steps(defense: str, steps: object, name: str = "steps") -> int:
     """``steps`` (or another count called ``name``) as an integer >= 1."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise DefenseError(f"--defense {defense}: {name} must be an integer >= 1, "
+        raise DefenseError(f"`defense` {defense}: {name} must be an integer >= 1, "
                            f"got {steps!r}")
     return steps
 
@@ -42,7 +42,7 @@ def check_norm(defense: str, norm: object) -> Norm:
         except ThreatModelError:
             parsed = None
     if parsed not in TRAINING_NORMS:
-        raise DefenseError(f"--defense {defense}: norm must be 'linf' or 'l2', got {norm!r}")
+        raise DefenseError(f"`defense` {defense}: norm must be 'linf' or 'l2', got {norm!r}")
     return parsed
 
 
@@ -59,6 +59,6 @@ def check_eps(defense: str, norm: Norm, eps: object) -> float:
 
 def check_bool(defense: str, name: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise DefenseError(f"--defense {defense}: {name} must be true or false, "
+        raise DefenseError(f"`defense` {defense}: {name} must be true or false, "
                            f"got {value!r}")
     return value

@@ -68,7 +68,7 @@ class EnsembleAT(AdversarialTraining):
     def __init__(self, *, models: str = "", norm: str = "linf", eps: float = 0.1,
                  steps: int = 1, alpha: float = 0.5, curriculum: float = 0.0) -> None:
         if not isinstance(models, str):
-            raise DefenseError(f"--defense {self.name}: models must be model files or names "
+            raise DefenseError(f"`defense` {self.name}: models must be model files or names "
                                f"joined by '{MODEL_SEPARATOR}', got {models!r}")
         self.models = tuple(part.strip() for part in models.split(MODEL_SEPARATOR)
                             if part.strip())
@@ -90,8 +90,8 @@ class EnsembleAT(AdversarialTraining):
         from robustbench_lite.api import open_model
 
         if not self.models:
-            raise DefenseError(f"--defense {self.name} needs the static models to craft "
-                               f"examples on: --defense {self.name}:models=a.pt"
+            raise DefenseError(f"`defense` {self.name} needs the static models to craft "
+                               f"examples on: `defense` {self.name}:models=a.pt"
                                f"{MODEL_SEPARATOR}b.pt")
         self.static, self.static_sha256 = [], []
         for entry in self.models:
@@ -99,7 +99,7 @@ class EnsembleAT(AdversarialTraining):
                 model = open_model(entry, context.data, context.catalogue,
                                    device=context.device)
             except RobustbenchError as exc:
-                raise DefenseError(f"--defense {self.name}: cannot use the static model "
+                raise DefenseError(f"`defense` {self.name}: cannot use the static model "
                                    f"{entry!r}: {exc}") from None
             self.static_sha256.append(model.sha256)
             module = model.module.eval()
@@ -110,7 +110,7 @@ class EnsembleAT(AdversarialTraining):
 
     def perturb(self, step: TrainingStep) -> torch.Tensor:
         if not self.static:
-            raise DefenseError(f"--defense {self.name} was not prepared; call "
+            raise DefenseError(f"`defense` {self.name} was not prepared; call "
                                "Recipe.prepare() before training")
         sources = [step.model, *self.static]
         choice = int(torch.randint(len(sources), (1,), generator=step.generator,

@@ -36,7 +36,7 @@ class LabelSmoothing(Defense):
     def __init__(self, *, smoothing: float = 0.1) -> None:
         if isinstance(smoothing, bool) or not isinstance(smoothing, int | float) or not (
                 0 < smoothing < 1):
-            raise DefenseError(f"--defense {self.name}: smoothing must be a number with "
+            raise DefenseError(f"`defense` {self.name}: smoothing must be a number with "
                                f"0 < smoothing < 1, got {smoothing!r}")
         self.smoothing = float(smoothing)
         self._set_params(smoothing=self.smoothing)

@@ -19,6 +19,6 @@ def build_defense(spec: str, catalogue: Catalogue) -> Defense:
 def build_recipe(specs: Sequence[str], catalogue: Catalogue) -> Recipe:
     """The recipe of ``specs`` in order (see `compose` for the combinations refused)."""
     if not specs:
-        raise DefenseError("no defense given; add --defense NAME (see robust plugins for "
-                           "the registered defenses), e.g. --defense pgd-at")
+        raise DefenseError("no defense given; add `defense` NAME (see robust plugins for "
+                           "the registered defenses), e.g. `defense` pgd-at")
     return compose([build_defense(spec, catalogue) for spec in specs])

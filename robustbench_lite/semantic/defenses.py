@@ -31,7 +31,7 @@ class _StyleMixing(Defense):
 
     def _init_mixing(self, generator: str, radius: float, **params: object) -> None:
         if not isinstance(generator, str) or not generator:
-            raise DefenseError(f"--defense {self.name}: generator must be a generator name "
+            raise DefenseError(f"`defense` {self.name}: generator must be a generator name "
                                f"or file, got {generator!r}")
         self.generator_spec = generator
         self.radius = check_number(self.name, "radius", radius, lambda v: v > 0,
@@ -50,10 +50,10 @@ class _StyleMixing(Defense):
             cls, path = resolve_generator(self.generator_spec, context.catalogue)
             styles = cls.load(path)
         except RobustbenchError as exc:
-            raise DefenseError(f"--defense {self.name}: {exc}") from None
+            raise DefenseError(f"`defense` {self.name}: {exc}") from None
         shape = tuple(context.data.x.shape[1:])
         if tuple(styles.image_shape) != shape:
-            raise DefenseError(f"--defense {self.name}: the generator makes "
+            raise DefenseError(f"`defense` {self.name}: the generator makes "
                                f"{styles.image_shape} images but the training data is {shape}; "
                                f"give one trained on this data ({self.name}:generator=FILE)")
         self.styles = styles.to(context.device)
@@ -62,7 +62,7 @@ class _StyleMixing(Defense):
 
     def _generator(self) -> StyleGenerator:
         if self.styles is None:
-            raise DefenseError(f"--defense {self.name} was not prepared; call "
+            raise DefenseError(f"`defense` {self.name} was not prepared; call "
                                "Recipe.prepare() before training")
         return self.styles
 

@@ -82,7 +82,7 @@ def split_validation(data: EvalData, fraction: float,
     order = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))
     held = max(1, round(fraction * len(data.x)))
     if held >= len(data.x):
-        raise DefenseError(f"--validation-fraction {fraction} leaves no training data")
+        raise DefenseError(f"`validation_fraction` {fraction} leaves no training data")
     validation, training = order[:held].sort().values, order[held:].sort().values
     return data.take(training, f"{data.name} (training)"), \
         data.take(validation, f"{data.name} (validation)")
@@ -149,7 +149,7 @@ class Hardener:
         if state.get("fingerprint") != self.fingerprint:
             raise DefenseError(f"the checkpoint {self.checkpoint} belongs to a run with other "
                                "settings, defenses, data or starting model; use another "
-                               "--out, or delete it to start over")
+                               "`out`, or delete it to start over")
         self.module.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.schedule.load_state_dict(state["schedule"])
