@@ -7,11 +7,12 @@ import click
 from robustbench_lite.attacks.spec import build_attack
 from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.cli.errors import explain_errors
+from robustbench_lite.host.attack import CLASSIFICATION
 from robustbench_lite.matrix.files import format_eps, matrix_to_toml
 from robustbench_lite.matrix.presets import STANDARD_EPS
 from robustbench_lite.matrix.resolve import resolve_matrix
 from robustbench_lite.plugin_host import default_plugin_manager
-from robustbench_lite.threat import ThreatModel
+from robustbench_lite.threat import ThreatModel, targeted_prefix
 
 DEFAULT_FAMILY = "digits"
 
@@ -71,7 +72,8 @@ def show_command(spec: str, family: str, as_toml: bool) -> None:
         return
     attacks = [build_attack(attack, catalogue) for attack in matrix.attacks]
     skipped = [f"{attack.name} at {threat_text(threat)}" for threat in matrix.threats
-               for attack in attacks if not attack.supports(threat)]
+               for attack in attacks if not attack.supports(threat)
+               or not attack.serves(CLASSIFICATION.objective_type(threat))]
     click.echo(f"{matrix.name} (version {matrix.version})")
     if matrix.description:
         click.echo(f"  {matrix.description}")
@@ -86,13 +88,13 @@ def show_command(spec: str, family: str, as_toml: bool) -> None:
     cells = len(matrix.cells())
     click.echo(f"cells: {cells} ({cells - len(skipped)} run, {len(skipped)} skipped)")
     if skipped:
-        click.echo(f"  skipped, unsupported threat model: {', '.join(skipped)}")
+        click.echo(f"  skipped, unsupported threat model or classification objective: "
+                   f"{', '.join(skipped)}")
 
 
 def threat_text(threat: ThreatModel) -> str:
     """``linf eps=8/255 (0.0314)``: the exact eps, and its decimal when it is a fraction."""
     exact = format_eps(threat.eps)
     decimal = f" ({threat.eps:.4g})" if "/" in exact else ""
-    prefix = "targeted " if threat.targeted else ""
-    return f"{prefix}{threat.norm.value} eps={exact}{decimal}"
+    return f"{targeted_prefix(threat.target_mode)}{threat.norm.value} eps={exact}{decimal}"
 
