@@ -161,3 +161,15 @@ def test_an_unknown_task_lists_the_registered_ones(default_model: RobustModel,
                                                    digits_test: EvalData) -> None:
     with pytest.raises(KeyError, match="unknown task 'parity'; choose one of: classification"):
         audit(default_model, digits_test.subset(10), task="parity", transfer=False)
+
+
+def test_robust_plugins_lists_tasks() -> None:
+    from click.testing import CliRunner
+
+    from robustbench_lite.cli import cli
+
+    listing = CliRunner().invoke(cli, ["plugins"])
+    assert listing.exit_code == 0, listing.output
+    assert "tasks: classification" in listing.output
+    as_json = CliRunner().invoke(cli, ["plugins", "--json"])
+    assert "classification" in as_json.output and "tasks" in as_json.output
