@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
+from small_models import ScoreAbove
 
 from robustbench_lite.attacks.apgd import APGDCE, APGDDLR, APGDT
 from robustbench_lite.attacks.base import Attack
@@ -21,7 +20,6 @@ from robustbench_lite.tasks.classification.objectives import (
     Misclassification,
     TargetedMisclassification,
 )
-from robustbench_lite.tasks.objective import Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -166,33 +164,15 @@ def test_hyperparameters() -> None:
         APGDT(n_target_classes=0)
 
 
-@dataclass(frozen=True)
-class _Score(Objective):
-    """A goal on one output unit only: no DLR loss, no class rounds."""
-
-    ids: torch.Tensor
-
-    name = "score"
-
-    def loss(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs[:, 0]
-
-    def success(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs[:, 0] > 0
-
-    def margin(self, outputs: torch.Tensor) -> torch.Tensor:
-        return -outputs[:, 0]
-
-
 def test_dlr_attacks_need_the_dlr_capability() -> None:
-    assert not APGDDLR().serves(_Score) and not APGDT().serves(_Score)
-    assert APGDCE().serves(_Score)
-    assert "dlr" in APGDDLR().unserved_reason(_Score)
-    assert "class-rounds" in APGDT().unserved_reason(_Score)
+    assert not APGDDLR().serves(ScoreAbove) and not APGDT().serves(ScoreAbove)
+    assert APGDCE().serves(ScoreAbove)
+    assert "dlr" in APGDDLR().unserved_reason(ScoreAbove)
+    assert "class-rounds" in APGDT().unserved_reason(ScoreAbove)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 1))
     x = torch.rand(3, 4)
     with pytest.raises(AttackError, match="DLR"):
-        APGDDLR(steps=2).run(lambda batch: model(batch) - 100, x, _Score(torch.arange(3)),
+        APGDDLR(steps=2).run(lambda batch: model(batch) - 100, x, ScoreAbove(torch.arange(3)),
                              ThreatModel(Norm.LINF, 0.1), torch.Generator().manual_seed(0))
 
 

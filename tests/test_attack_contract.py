@@ -5,11 +5,11 @@ targets; the generic attacks pursue a non-classification objective unchanged."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import torch
+from small_models import ScoreAbove
 from torch import nn
 
 from robustbench_lite.attacks import APGDCE, FGSM, PGD, NoiseAttack, SquareAttack
@@ -24,7 +24,6 @@ from robustbench_lite.tasks.classification.objectives import (
     Misclassification,
     TargetedMisclassification,
 )
-from robustbench_lite.tasks.objective import Objective
 from robustbench_lite.threat import Norm, ThreatModel
 
 #: Cheap settings so the contract runs quickly; the attacks' strength is tested elsewhere.
@@ -179,24 +178,6 @@ def test_targeted_attacks_reach_their_targets(spec: str, norm: Norm) -> None:
 
 
 # ---------------------------------------------------------------- a non-classification goal
-
-
-@dataclass(frozen=True)
-class ScoreAbove(Objective):
-    """Push a one-unit "score" output above 0: no labels, no classes."""
-
-    ids: torch.Tensor
-
-    name = "score-above"
-
-    def loss(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs[:, 0]
-
-    def success(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs[:, 0] > 0
-
-    def margin(self, outputs: torch.Tensor) -> torch.Tensor:
-        return -outputs[:, 0]
 
 
 def _scorer() -> nn.Module:
