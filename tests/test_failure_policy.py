@@ -69,7 +69,7 @@ def test_a_failing_transfer_attack_is_noted_and_the_audit_completes(
     assert failed.reason == "RuntimeError: boom"
     assert result.cells[0].accuracy is not None and result.transfer == []
     html = render_html(result)
-    assert "3 part(s) missing" in html
+    assert "3 part(s) not run, 1 failed" in html
     assert "transfer: failed: RuntimeError: boom" in html
 
 
