@@ -335,6 +335,20 @@ def test_pickled_module_needs_trust(tmp_path: Path, catalogue: Catalogue,
     _assert_same_logits(model, whole, samples)
 
 
+def test_trusted_checkpoint_of_weights_is_recorded_as_trusted(
+        tmp_path: Path, catalogue: Catalogue, state_dict: dict[str, torch.Tensor]) -> None:
+    """A checkpoint that holds weights beside other pickled objects needs full unpickling;
+    loaded with trust_model, the result says so (it used to say trusted: false)."""
+    import argparse
+
+    path = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": state_dict, "args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(UntrustedModelError):
+        _load(path, catalogue, arch="digits-cnn")
+    model = _load(path, catalogue, arch="digits-cnn", trust_model=True)
+    assert model.load_info.trusted is True
+
+
 def test_pickled_module_in_checkpoint_with_trust(tmp_path: Path, catalogue: Catalogue,
                                                  state_dict: dict[str, torch.Tensor],
                                                  samples: torch.Tensor,

@@ -86,7 +86,8 @@ def load_state_dict_into(module: nn.Module, state_dict: Mapping[str, torch.Tenso
     module.load_state_dict(state_dict, strict=False)
 
 
-def build_from_state_dict(request: LoadRequest, state: object, fmt: str) -> LoadedModule:
+def build_from_state_dict(request: LoadRequest, state: object, fmt: str,
+                          trusted: bool = False) -> LoadedModule:
     """Fill the ``--arch`` module with a state_dict found in ``state``."""
     if request.build_architecture is None or request.architecture is None:
         raise ModelLoadError(f"{request.path} holds weights only; name the architecture with "
@@ -94,5 +95,5 @@ def build_from_state_dict(request: LoadRequest, state: object, fmt: str) -> Load
     weights = extract_state_dict(state, str(request.path))
     module = request.build_architecture().eval()
     load_state_dict_into(module, weights, request.architecture)
-    return LoadedModule(module, LoadInfo(fmt, trusted=False, path=str(request.path),
+    return LoadedModule(module, LoadInfo(fmt, trusted=trusted, path=str(request.path),
                                          architecture=request.architecture))

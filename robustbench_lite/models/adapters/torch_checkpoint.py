@@ -68,7 +68,7 @@ class TorchCheckpointAdapter(ModelAdapter):
             raise ModelLoadError(f"cannot unpickle {request.path}: {_first_line(exc)}") from exc
         module = obj if isinstance(obj, nn.Module) else _module_in_checkpoint(obj)
         if module is None:
-            return build_from_state_dict(request, obj, "torch-pickle")
+            return build_from_state_dict(request, obj, "torch-pickle", trusted=True)
         return LoadedModule(module, LoadInfo("torch-pickle", trusted=True, path=str(request.path)))
 
 
