@@ -118,3 +118,22 @@ def test_report_sections_show_threats_transfer_per_class_and_cost(result: AuditR
         queries = sum(c.queries for c in result.cells if c.attack == attack)
         assert f"<tr><td>{attack}</td><td>2</td><td>{queries}</td>" in cost
     assert "Not run (--no-transfer)." in render_html(result)
+
+
+def test_only_inline_images_reach_the_page(result: AuditResult) -> None:
+    from dataclasses import replace
+
+    from robustbench_lite.reports.render import image_src
+
+    assert image_src("data:image/png;base64,iVBORw0KGgo=") == "data:image/png;base64,iVBORw0KGgo="
+    for hostile in ("https://evil.example/x.png", "//host/x.png", "javascript:alert(1)",
+                    "data:text/html;base64,PHNjcmlwdD4=", "data:image/png;base64,AA\" onerror=x",
+                    None, 3):
+        assert image_src(hostile) == ""
+    assert result.examples
+    tampered = replace(result, examples=[replace(
+        result.examples[0], clean_image="https://evil.example/x.png",
+        adversarial_image="javascript:alert(1)", perturbation_image="//host/x.png")])
+    html = render_html(tampered)
+    assert "evil.example" not in html and "javascript:" not in html
+    assert 'src="//host' not in html

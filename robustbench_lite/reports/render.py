@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ def environment(template_dirs: Sequence[Path] = (),
     env.filters["heat"] = heat_style
     env.filters["norm"] = norm_label
     env.filters["details"] = format_details
+    env.filters["image_src"] = image_src
     env.globals["threat_label"] = threat_label
     env.globals["targeted_prefix"] = targeted_prefix
     return env
@@ -44,6 +46,16 @@ def environment(template_dirs: Sequence[Path] = (),
 
 def format_percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+#: The only image sources a report shows: inline PNG, JPEG or GIF data (a tampered
+#: results.json cannot make the page load anything).
+_IMAGE_SOURCE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=]*\Z")
+
+
+def image_src(value: object) -> str:
+    """``value`` when it is an inline base64 image, else an empty source."""
+    return value if isinstance(value, str) and _IMAGE_SOURCE.match(value) else ""
 
 
 def format_details(details: dict[str, Any]) -> str:
