@@ -184,3 +184,20 @@ def test_targets_and_target_mode_are_part_of_the_store_key(
     assert other_mode.cells[0].target_mode == "least-likely"
     assert other_seed.cells[0].success_rate is not None
     assert np.isfinite(first.cells[0].accuracy or np.nan)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_targets_and_objectives_on_cuda(default_model: RobustModel,
+                                        digits_test: EvalData) -> None:
+    """The engine chooses targets on the CPU and attacks on the model's device."""
+    import copy
+
+    model = copy.deepcopy(default_model).to("cuda")
+    result = audit(model, digits_test.subset(100), attacks=["pgd:steps=40", "apgd-t:steps=20"],
+                   threats=["linf:0.3:targeted=next-likely", "linf:0.1"], transfer=False,
+                   examples=2, device="cuda")
+    assert result.run.device.startswith("cuda")
+    targeted = [cell for cell in result.cells if cell.targeted]
+    assert all(cell.success_rate is not None and cell.success_rate >= 0.9 for cell in targeted)
+    assert result.notes == []
