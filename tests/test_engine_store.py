@@ -165,3 +165,23 @@ def test_out_of_memory_halves_the_batch(default_model: RobustModel, data: EvalDa
     assert "retrying with batch size 64" in caplog.text
     assert result.cells[0].accuracy == reference.cells[0].accuracy
     assert result.cells[0].batch_size == 32  # what the cell finished with
+
+
+def test_the_same_file_loaded_otherwise_is_not_reused(tmp_path: Path) -> None:
+    """Regression: with --mean/--std, then without, into one store, the second run reused
+    the first run's cells next to its own clean accuracy."""
+    from robustbench_lite.api import ModelOptions
+    from robustbench_lite.api import audit as api_audit
+
+    store = tmp_path / "results.sqlite"
+    kwargs = {"matrix": "quick", "n_samples": 40, "transfer": False, "checks": False,
+              "examples": 0, "store": store}
+    normalised = api_audit(options=ModelOptions(mean=[0.5], std=[0.25]), **kwargs)
+    plain = api_audit(**kwargs)
+    fresh = api_audit(**{**kwargs, "store": tmp_path / "fresh.sqlite"})
+    assert [c.accuracy for c in plain.cells] == [c.accuracy for c in fresh.cells]
+    assert [c.accuracy for c in plain.cells] != [c.accuracy for c in normalised.cells]
+    assert all(c.accuracy is not None and c.accuracy <= plain.clean_accuracy
+               for c in plain.cells)
+    with ResultStore(store) as opened:
+        assert len({key.model_sha256 for key in opened.keys()}) == 2  # noqa: SIM118

@@ -73,7 +73,7 @@ class _Runner:
 
     def unit(self, attack: Attack, threat: ThreatModel, goal: ThreatGoal, start: int,
              stop: int, mask: torch.Tensor, context: str = "") -> WorkUnit:
-        key = unit_key(attack, threat, self.task, goal.key_text, self.model.sha256,
+        key = unit_key(attack, threat, self.task, goal.key_text, self.model.fingerprint,
                        self.data.sha256, self.settings.seed, start, stop, context)
         targets = None if goal.targets is None else goal.targets[start:stop].clone()
         return WorkUnit(attack, threat, start, stop, mask[start:stop].clone(), key, self.task,

@@ -85,7 +85,7 @@ class UnitKey:
     (``eps`` to float, ``norm`` enums to their value, ``params`` to a read-only canonical
     copy); equality and hashing follow `digest`."""
 
-    model_sha256: str
+    model_sha256: str  # `RobustModel.fingerprint`: the file's hash and how it was loaded
     data_sha256: str
     attack: str  # the attack's registered name
     params: Mapping[str, Any]  # its hyperparameters (JSON-serialisable)

@@ -4,6 +4,7 @@ the result against the data it will be evaluated on."""
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -128,6 +129,11 @@ def load_model(path: Path, *, catalogue: Catalogue, input_shape: tuple[int, ...]
             raise ModelLoadError(f"`mean` has {len(mean)} values but the data has {channels} "
                                  "channels; give one value, or one per channel")
         module = Normalized(module, mean, std)
+    info = replace(info, computation=(
+        ("adapter", adapter.name), ("arch", arch or ""),
+        ("arch_kwargs", json.dumps(dict(arch_kwargs or {}), sort_keys=True, default=repr)),
+        ("mean", repr([float(v) for v in mean]) if mean is not None else ""),
+        ("std", repr([float(v) for v in std]) if std is not None else "")))
     return RobustModel(module=module, input_shape=input_shape,
                        num_classes=num_classes or 0, name=name or path.name,
                        sha256=file_sha256(path), load_info=info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,9 @@ class LoadInfo:
     path: str | None = None
     architecture: str | None = None
     notes: tuple[str, ...] = ()
+    #: Everything besides the file's bytes that changes what the model computes (adapter,
+    #: architecture and its keyword arguments, folded normalisation), as name/value text.
+    computation: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -42,6 +46,14 @@ class RobustModel:
         self.module.eval()
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the file's hash and `LoadInfo.computation`: the same file loaded with
+        other normalisation, architecture arguments or adapter gets another fingerprint
+        (the result store keys cells by it)."""
+        text = json.dumps([self.sha256, [list(item) for item in self.load_info.computation]])
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.module(x)
