@@ -3,11 +3,17 @@ against its own copies of the clean batch and of the labels."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import torch
 
 from robustbench_lite.attacks.base import Attack, AttackKind
+from robustbench_lite.attacks.spec import build_attack
+from robustbench_lite.catalogue import Catalogue
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.audit import AuditSettings, run_audit
+from robustbench_lite.errors import AttackError
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.tasks.objective import ModelFn, Objective
@@ -81,3 +87,15 @@ def test_attacks_writing_into_their_inputs_change_only_their_own_answer(
     assert cells["double-budget"].violations > 0
     assert (cells["double-budget"].max_distance or 0) <= LINF.eps + 1e-5
     assert torch.equal(data.x, x_before) and torch.equal(data.y, y_before)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("pgd:steps=2.5", "steps must be an integer, got 2.5"),
+    ("pgd:random_start=abc", "random_start must be true or false, got 'abc'"),
+    ("pgd:rel_step_size=NaN", "rel_step_size must be a finite number, got nan"),
+    ("pgd:steps=1e999", "steps must be an integer, got inf"),
+])
+def test_parameters_are_type_checked_when_parsed(spec: str, message: str,
+                                                 catalogue: Catalogue) -> None:
+    with pytest.raises(AttackError, match=re.escape(message)):
+        build_attack(spec, catalogue)
