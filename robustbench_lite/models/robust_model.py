@@ -39,7 +39,7 @@ class RobustModel:
     name: str
     sha256: str
     load_info: LoadInfo
-    task: str = "classifier"
+    task: str = "classification"  # the registered task that judges it
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def __post_init__(self) -> None:

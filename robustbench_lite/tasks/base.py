@@ -76,7 +76,3 @@ class Task(ABC):
         """Task-specific numbers about the clean outputs, for ``results.json``."""
         return {}
 
-
-def describe_objective(task: Task, threat: ThreatModel) -> str:
-    """``task/objective`` at ``threat``, for messages."""
-    return f"{task.name}/{task.objective_type(threat).name}"
