@@ -136,6 +136,7 @@ def prepare(model: RobustModel | str | Path | None = None,
             fast: bool = False, shard_size: int | None = None, store: Path | None = None,
             split: str = "test", n_samples: int | None = None, examples: int = 6,
             checks: bool = True, task: str = DEFAULT_TASK,
+            cell_time_limit: float | None = None,
             show_progress: bool = False, command: str = "",
             manager: PluginManager | None = None) -> AuditJob:
     """Load and check the model, data, matrix and attacks (cheap checks first, so a typo
@@ -170,7 +171,8 @@ def prepare(model: RobustModel | str | Path | None = None,
         seen.add(other.name)
     settings = AuditSettings(seed=seed, batch_size=batch_size, show_progress=show_progress,
                              command=command, fast=fast, shard_size=shard_size,
-                             examples=examples, matrix={"name": plan.name, "version": plan.version})
+                             examples=examples, cell_time_limit=cell_time_limit,
+                             matrix={"name": plan.name, "version": plan.version})
     held_out = None
     if data_spec is not None:
         held_out_split = "train" if split == "test" else "test"
@@ -217,7 +219,9 @@ def audit(model: RobustModel | str | Path | None = None, data: EvalData | str | 
     ``store`` (SQLite result store path; None: none), ``split``, ``n_samples``,
     ``examples`` (example images to capture), ``checks`` (run the registered sanity checks;
     their adaptive fallbacks add ``NAME+TAG`` attacks), ``task`` (the registered task that
-    judges the model: ``classification`` by default), ``show_progress``.
+    judges the model: ``classification`` by default), ``cell_time_limit`` (seconds one
+    unit may run before it fails with a time-limit error; None: no limit),
+    ``show_progress``.
     """
     return run_job(prepare(model, data, **kwargs))
 

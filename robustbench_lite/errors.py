@@ -99,6 +99,11 @@ class NonFiniteOutputError(RobustbenchError):
     """The model returned NaN or infinite logits."""
 
 
+class ModelChangedError(RobustbenchError):
+    """A plugin changed the model (weights, buffers, training mode, hooks) or torch's global
+    settings, and the snapshot could not be put back."""
+
+
 class DatasetError(RobustbenchError):
     """A dataset file or folder is missing, malformed or inconsistent."""
 

@@ -109,12 +109,12 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
            resume: bool = False, matrix: str | ThreatMatrix = "standard",
            transfer: bool = False,
            n_samples: int | None = None, device: torch.device | str | None = None,
-           show_progress: bool = False, command: str = "",
-           manager: PluginManager | None = None) -> HardenOutcome:
+           cell_time_limit: float | None = None, show_progress: bool = False,
+           command: str = "", manager: PluginManager | None = None) -> HardenOutcome:
     """Harden ``model`` (a file, a bundled name, None for the default model) with
     ``defenses`` (specs such as ``pgd-at:steps=10``) on the train split of ``data``, auditing
     it before and after on the test split with ``matrix``. See the module docstring for the
-    files written into ``out``."""
+    files written into ``out``; ``cell_time_limit`` as for `robustbench_lite.api.audit`."""
     settings = settings or HardenSettings()
     options = options or ModelOptions()
     manager = manager or default_plugin_manager()
@@ -122,7 +122,8 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
     recipe = build_recipe(defenses, catalogue)
     prepare_audit = partial(prepare, matrix=matrix, options=options, transfer=transfer,
                             seed=settings.seed, n_samples=n_samples, device=device,
-                            show_progress=show_progress, command=command, manager=manager)
+                            cell_time_limit=cell_time_limit, show_progress=show_progress,
+                            command=command, manager=manager)
     before_job = prepare_audit(model, data, store=out / "before" / "results.sqlite")
     architecture = before_job.bundled.name if before_job.bundled is not None else options.arch
     train = load_dataset(before_job.data_spec, catalogue, "train") \

@@ -1,9 +1,15 @@
-"""Plugins that write into the tensors the host hands them cannot fool the host: it judges
-against its own copies of the clean batch and of the labels."""
+"""Plugins that misbehave cannot fool the host: it judges against its own copies of the
+clean batch and of the labels, restores a model or torch setting a plugin changed (failing
+that cell, never storing it), and stops an attack that runs past its time limit."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 import re
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +19,9 @@ from robustbench_lite.attacks.spec import build_attack
 from robustbench_lite.catalogue import Catalogue
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.audit import AuditSettings, run_audit
+from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.errors import AttackError
+from robustbench_lite.host.attack import QueryCounter
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.tasks.objective import ModelFn, Objective
@@ -99,3 +107,116 @@ def test_parameters_are_type_checked_when_parsed(spec: str, message: str,
                                                  catalogue: Catalogue) -> None:
     with pytest.raises(AttackError, match=re.escape(message)):
         build_attack(spec, catalogue)
+
+
+# --- plugins that change the model or torch's global state -----------------------------
+
+def _module_of(model: ModelFn) -> torch.nn.Module:
+    """What a hostile plugin reaches through the query counter it was handed."""
+    assert isinstance(model, QueryCounter)
+    robust = model.model
+    assert isinstance(robust, RobustModel)
+    return robust.module
+
+
+class ZeroesWeights(_Hostile):
+    name = "zeroes-weights"
+
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        with torch.no_grad():
+            for parameter in _module_of(model).parameters():
+                parameter.zero_()
+        return x.clone()
+
+
+class SwitchesToTraining(_Hostile):
+    name = "switches-to-training"
+
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        _module_of(model).train()
+        return x.clone()
+
+
+class DisablesGradients(_Hostile):
+    name = "disables-gradients"
+
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        torch.set_grad_enabled(False)
+        return x.clone()
+
+
+class AddsHook(_Hostile):
+    name = "adds-hook"
+
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        _module_of(model).register_forward_hook(lambda module, args, out: -out)
+        return x.clone()
+
+
+class Hangs(_Hostile):
+    """Loops forever and swallows every ordinary exception."""
+
+    name = "hangs"
+
+    def run(self, model: ModelFn, x: torch.Tensor, objective: Objective, threat: ThreatModel,
+            generator: torch.Generator) -> torch.Tensor:
+        while True:
+            with contextlib.suppress(Exception):  # must not stop the host's time limit
+                time.sleep(0.01)
+
+
+def _with_dropout(model: RobustModel) -> RobustModel:
+    module = torch.nn.Sequential(copy.deepcopy(model.module), torch.nn.Dropout(0.5))
+    return RobustModel(module, model.input_shape, model.num_classes, "with-dropout",
+                       model.sha256, model.load_info)
+
+
+@pytest.mark.parametrize("hostile", [ZeroesWeights, SwitchesToTraining, DisablesGradients,
+                                     AddsHook])
+def test_an_attack_that_changes_the_model_fails_its_cell_and_is_not_stored(
+        hostile: type[_Hostile], default_model: RobustModel, digits_test: EvalData,
+        catalogue: Catalogue, tmp_path: Path) -> None:
+    model = _with_dropout(default_model)
+    data = digits_test.subset(40)
+    pgd = build_attack("pgd:steps=5", catalogue)
+    alone = run_audit(model, data, [pgd], [LINF], SETTINGS, [])
+    store = ResultStore(tmp_path / "results.sqlite")
+    try:
+        attacked = run_audit(model, data, [hostile(), pgd], [LINF], SETTINGS, [],
+                             store=store)
+        cells = {cell.attack: cell for cell in attacked.cells}
+        bad = cells[hostile.name]
+        assert bad.accuracy is None and bad.error is not None
+        assert "changed the model or torch's settings" in bad.error
+        # the model was restored: the attack after it sees the model the audit started with
+        assert cells["pgd"].accuracy == alone.cells[0].accuracy
+        assert attacked.clean_accuracy == alone.clean_accuracy
+        assert torch.is_grad_enabled() and not model.module.training
+        # only pgd's cell was stored; a rerun computes the hostile cell again
+        assert len(store) == 1
+    finally:
+        store.close()
+
+
+def test_a_hung_attack_fails_at_the_time_limit_and_is_not_stored(
+        default_model: RobustModel, digits_test: EvalData, catalogue: Catalogue,
+        tmp_path: Path) -> None:
+    settings = dataclasses.replace(SETTINGS, cell_time_limit=0.5)
+    store = ResultStore(tmp_path / "results.sqlite")
+    try:
+        started = time.perf_counter()
+        result = run_audit(default_model, digits_test.subset(20),
+                           [Hangs(), build_attack("fgsm", catalogue)], [LINF], settings, [],
+                           store=store)
+        assert time.perf_counter() - started < 30
+        cells = {cell.attack: cell for cell in result.cells}
+        assert cells["hangs"].accuracy is None
+        assert "time limit of 0.5 s" in (cells["hangs"].error or "")
+        assert cells["fgsm"].accuracy is not None
+        assert len(store) == 1
+    finally:
+        store.close()

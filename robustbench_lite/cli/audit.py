@@ -17,7 +17,11 @@ from robustbench_lite.api import (
 from robustbench_lite.api import prepare as prepare_job
 from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
-from robustbench_lite.cli.options import parse_model_options, template_dir_option
+from robustbench_lite.cli.options import (
+    cell_time_limit_option,
+    parse_model_options,
+    template_dir_option,
+)
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.gates import (
     GATE_FAILED_EXIT_CODE,
@@ -100,6 +104,7 @@ Examples:
 @click.option("--shard-size", type=click.IntRange(min=1), help="Split each cell into units of "
               "this many samples (the unit of resumption). [default: one unit per cell]")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@cell_time_limit_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("robust-out"), show_default=True, help="Output directory.")
 @click.option("--store/--no-store", "use_store", default=True, show_default=True,
@@ -121,8 +126,8 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
                   task: str, fast: bool, compare_models: tuple[str, ...], transfer: bool,
                   transfer_attack: str, fail_under: str | None, fail_under_at: tuple[str, ...],
                   seed: int, batch_size: int, shard_size: int | None, device: str,
-                  out_dir: Path, use_store: bool, name: str | None, n_examples: int,
-                  run_checks: bool, strict: bool, template_dirs: tuple[Path, ...],
+                  cell_time_limit: float, out_dir: Path, use_store: bool, name: str | None,
+                  n_examples: int, run_checks: bool, strict: bool, template_dirs: tuple[Path, ...],
                   quiet: bool) -> None:
     """Audit the robustness of MODEL (a model file or a built-in model name).
 
@@ -148,7 +153,7 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         batch_size=batch_size, device=target, fast=fast, shard_size=shard_size,
         store=out_dir / ResultStore.FILENAME if use_store else None, split=split,
         n_samples=n_samples, examples=n_examples, checks=run_checks, task=task,
-        show_progress=not quiet,
+        cell_time_limit=cell_time_limit or None, show_progress=not quiet,
         command=command_line(click.get_current_context()), manager=manager)
     click.echo(_first_line(job, model))
     result = run_job(job)

@@ -8,7 +8,7 @@ import click
 
 from robustbench_lite.api import DEFAULT_MATRIX, ModelOptions
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
-from robustbench_lite.cli.options import parse_model_options
+from robustbench_lite.cli.options import cell_time_limit_option, parse_model_options
 from robustbench_lite.hardening import harden
 from robustbench_lite.reports.diff import diff_table, formatted_diff_table
 from robustbench_lite.training.harden import CHECKPOINT, HardenSettings
@@ -59,6 +59,7 @@ Examples:
 @click.option("--std", help="Per-channel normalisation std folded into the model.")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@cell_time_limit_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("hardened"), show_default=True, help="Output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings, errors and the output paths.")
@@ -68,7 +69,7 @@ def harden_command(model: str | None, defense_specs: tuple[str, ...], data_spec:
                    from_scratch: bool, resume: bool, matrix: str, transfer: bool,
                    n_samples: int | None, arch: str | None, arch_kwargs: str | None,
                    mean: str | None, std: str | None, seed: int, device: str,
-                   out_dir: Path, quiet: bool) -> None:
+                   cell_time_limit: float, out_dir: Path, quiet: bool) -> None:
     """Harden MODEL with defenses, then audit it before and after.
 
     Fine-tunes MODEL (with no MODEL: the built-in default model on the embedded digits)
@@ -89,7 +90,7 @@ def harden_command(model: str | None, defense_specs: tuple[str, ...], data_spec:
                                           std=std_values),
                      from_scratch=from_scratch, resume=resume, matrix=matrix,
                      transfer=transfer, n_samples=n_samples, device=target,
-                     show_progress=not quiet,
+                     cell_time_limit=cell_time_limit or None, show_progress=not quiet,
                      command=command_line(click.get_current_context()))
     if not quiet:
         last = outcome.log[-1]

@@ -67,3 +67,12 @@ template_dir_option = click.option(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A folder of templates overriding the built-in ones; repeatable, first match wins. "
          'A template may extend "default:NAME" to replace single blocks of the built-in one.')
+
+#: The default per-unit time limit of the command line, in seconds.
+DEFAULT_CELL_TIME_LIMIT = 3600.0
+
+cell_time_limit_option = click.option(
+    "--cell-time-limit", "cell_time_limit", type=click.FloatRange(min=0),
+    default=DEFAULT_CELL_TIME_LIMIT, show_default=True, metavar="SECONDS",
+    help="Fail a cell (or one --shard-size unit of it) that runs longer than this, e.g. a "
+         "hung plugin attack; it is not stored, so a rerun tries again. 0: no limit.")

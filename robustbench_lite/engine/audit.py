@@ -6,6 +6,10 @@ returns NaN there stops the run before any attack), ``probes`` (the before-stage
 which may add adaptive attacks), ``cells`` (the attack grid: `robustbench_lite.engine.grid`),
 ``examples``, ``certificate``, ``transfer`` and ``checks`` (the after-stage checks).
 
+A `ModelGuard` snapshot of the model is taken first; after every unit of the grid and
+after every stage, a model or torch setting that a plugin changed is restored, and the cell
+fails (never stored) or the stage gets a note.
+
 One failure policy: every stage after ``cells`` is guarded, and a cell, check, example set,
 certificate or transfer threat model that cannot be served or raises is recorded as a
 one-line `StageNote` (or, for a cell, its ``skipped``/``error``) while every other result
@@ -38,6 +42,7 @@ from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.engine.transfer import TransferPlan, run_transfer
 from robustbench_lite.errors import NonFiniteOutputError
 from robustbench_lite.host.attack import CLASSIFICATION
+from robustbench_lite.host.guard import ModelGuard
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import (
     AuditResult,
@@ -73,6 +78,7 @@ class AuditRun:
     checks: Sequence[Check]
     transfer: TransferPlan | None
     certify: bool
+    guard: ModelGuard
     started: float = field(default_factory=time.perf_counter)
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(
         timespec="seconds"))
@@ -125,7 +131,8 @@ def _probes(run: AuditRun) -> None:
 
 def _cells(run: AuditRun) -> None:
     run.grid = run_grid(run.model, run.data, run.task, run.attacks, run.threats,
-                        run.clean_outputs, run.correct, run.settings, run.store, run.executor)
+                        run.clean_outputs, run.correct, run.settings, run.store, run.executor,
+                        run.guard)
     model, data, settings = run.model, run.data, run.settings
     run.result = AuditResult(
         model=ModelInfo(model.name, model.sha256, model.load_info.format,
@@ -214,15 +221,22 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
     certificate; ``checks`` run before (probes) and after (on the finished result)."""
     torch.manual_seed(settings.seed)
     run = AuditRun(model, data, task, list(attacks), threats, settings, plugins, store,
-                   executor or InProcessExecutor(), checks, transfer, certify)
+                   executor or InProcessExecutor(), checks, transfer, certify,
+                   ModelGuard(model.module))
     for stage in STAGES:
         if not stage.guarded:
             stage.run(run)
-            continue
-        try:
-            stage.run(run)
-        except Exception as exc:
-            run.note(stage.name, "", "failed", f"{type(exc).__name__}: {exc}")
+        else:
+            try:
+                stage.run(run)
+            except Exception as exc:
+                run.note(stage.name, "", "failed", f"{type(exc).__name__}: {exc}")
+        changes = run.guard.changes()
+        if changes:  # a plugin (check, section, transfer attack) changed the model
+            run.guard.restore()
+            run.note(stage.name, "", "failed", "a plugin changed the model or torch's "
+                     f"settings: {'; '.join(changes)}; restored, but this stage's results "
+                     "may be affected")
     result = run.finished()
     result.checks = run.findings
     result.notes = run.notes

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from robustbench_lite.engine.store import ResultStore, UnitRecord
 from robustbench_lite.engine.targets import ThreatGoal, threat_goal
 from robustbench_lite.engine.units import MINIMAL_CONTEXT, WorkUnit, shards, unit_key
 from robustbench_lite.errors import ThreatModelError
+from robustbench_lite.host.guard import ModelGuard
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import CellResult, CurvePoint, PerClassRow, ThreatSummary
 from robustbench_lite.tasks.base import Task
@@ -64,9 +65,11 @@ class _Runner:
     """Runs units through the executor, reading finished ones from the store."""
 
     def __init__(self, model: RobustModel, data: EvalData, task: Task, settings: AuditSettings,
-                 store: ResultStore | None, executor: Executor) -> None:
+                 store: ResultStore | None, executor: Executor,
+                 guard: ModelGuard | None) -> None:
         self.model, self.data, self.task, self.settings = model, data, task, settings
         self.store, self.executor = store, executor
+        self.guard = guard or ModelGuard(model.module)
         self.budget = BatchBudget(settings.batch_size)
         self.reused = 0
         self.batch_sizes: dict[str, int] = {}  # digest -> batch size when the unit finished
@@ -84,10 +87,21 @@ class _Runner:
         if cached is not None:
             self.reused += 1
             return cached
+        rng = torch.get_rng_state()
         record = run_unit(self.model, self.data, unit, self.settings.seed, self.budget,
-                          self.settings.show_progress)
+                          self.settings.show_progress, self.settings.cell_time_limit)
+        torch.set_rng_state(rng)  # a unit's draws never depend on the units before it
+        changes = self.guard.changes()
+        if changes:
+            self.guard.restore()
+            reason = (f"the attack changed the model or torch's settings: {'; '.join(changes)}"
+                      "; restored, and this cell is not counted")
+            logger.warning("%s %s failed: %s", unit.attack.name, unit.threat.label, reason)
+            record = replace(record, robust=unit.attack_mask.numpy().copy(),
+                             distances=np.full(len(record.robust), np.nan),
+                             success=None, error=reason, storable=False)
         self.batch_sizes[unit.key.digest()] = self.budget.size
-        if self.store is not None:
+        if self.store is not None and record.storable:
             self.store.put(record)
         return record
 
@@ -114,9 +128,11 @@ def _goals(task: Task, threats: Sequence[ThreatModel], clean_outputs: torch.Tens
 def run_grid(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[Attack],
              threats: Sequence[ThreatModel], clean_outputs: torch.Tensor,
              correct: torch.Tensor, settings: AuditSettings, store: ResultStore | None,
-             executor: Executor) -> GridResult:
-    """Every cell of ``attacks`` x ``threats``; see the module docstring."""
-    runner = _Runner(model, data, task, settings, store, executor)
+             executor: Executor, guard: ModelGuard | None = None) -> GridResult:
+    """Every cell of ``attacks`` x ``threats``; see the module docstring. After each unit
+    ``guard`` (by default a snapshot taken now) checks that the attack left the model and
+    torch's settings as they were; a unit that changed them fails and is not stored."""
+    runner = _Runner(model, data, task, settings, store, executor, guard)
     ranges = shards(len(correct), settings.shard_size)
     result = GridResult()
     correct_np = correct.numpy()

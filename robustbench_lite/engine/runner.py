@@ -19,6 +19,7 @@ from robustbench_lite.engine.store import UnitRecord
 from robustbench_lite.engine.units import WorkUnit
 from robustbench_lite.errors import ThreatModelError
 from robustbench_lite.host.attack import QueryCounter, attack_batch, batch_seed
+from robustbench_lite.host.deadline import TimeLimitExceeded, time_limit
 from robustbench_lite.host.verify import verify_batch
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.tasks.objective import Objective
@@ -79,9 +80,11 @@ def skip_reason(unit: WorkUnit) -> str | None:
 
 
 def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
-             budget: BatchBudget, show_progress: bool) -> UnitRecord:
+             budget: BatchBudget, show_progress: bool,
+             time_limit_s: float | None = None) -> UnitRecord:
     """Attack the samples ``unit.attack_mask`` selects; the others are recorded as not
-    robust (misclassified or already broken) with no distance."""
+    robust (misclassified or already broken) with no distance. An exception from the
+    attack, or running past ``time_limit_s`` seconds, fails the unit with the reason."""
     n = unit.stop - unit.start
     robust = np.zeros(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
@@ -100,33 +103,41 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
                     disable=not show_progress)
     position = 0
     try:
-        while position < len(chosen):
-            local = chosen[position:position + budget.size]
-            index = local + unit.start
-            x = data.x[index].to(model.device)
-            y = data.y[index].to(model.device)
-            targets = None if unit.targets is None else unit.targets[local].to(model.device)
-            seed_here = batch_seed(seed, unit.attack, unit.threat, int(index[0]))
-            try:
-                if unit.minimal:
-                    found, used, issues = _minimal_batch(unit, model, x, y, targets,
-                                                         seed_here)
-                    distances[local.numpy()] = found.cpu().numpy()
-                else:
-                    outcome = attack_batch(unit.attack, model, x, y, unit.threat, seed_here,
-                                           task=unit.task, targets=targets)
-                    robust[local.numpy()] = outcome.correct.cpu().numpy()
-                    success[local.numpy()] = outcome.success.cpu().numpy()
-                    distances[local.numpy()] = unit.threat.distances(outcome.x_adv, x).cpu()
-                    used, issues = outcome.queries, outcome.problems
-                    violations += int((~outcome.valid).sum())
-            except torch.OutOfMemoryError:
-                budget.halve(label)
-                continue
-            queries += used
-            problems.extend(issues)
-            position += len(local)
-            progress.update(len(local))
+        with time_limit(time_limit_s, label):
+            while position < len(chosen):
+                local = chosen[position:position + budget.size]
+                index = local + unit.start
+                x = data.x[index].to(model.device)
+                y = data.y[index].to(model.device)
+                targets = None if unit.targets is None \
+                    else unit.targets[local].to(model.device)
+                seed_here = batch_seed(seed, unit.attack, unit.threat, int(index[0]))
+                try:
+                    if unit.minimal:
+                        found, used, issues = _minimal_batch(unit, model, x, y, targets,
+                                                             seed_here)
+                        distances[local.numpy()] = found.cpu().numpy()
+                    else:
+                        outcome = attack_batch(unit.attack, model, x, y, unit.threat,
+                                               seed_here, task=unit.task, targets=targets)
+                        robust[local.numpy()] = outcome.correct.cpu().numpy()
+                        success[local.numpy()] = outcome.success.cpu().numpy()
+                        distances[local.numpy()] = unit.threat.distances(outcome.x_adv,
+                                                                         x).cpu()
+                        used, issues = outcome.queries, outcome.problems
+                        violations += int((~outcome.valid).sum())
+                except torch.OutOfMemoryError:
+                    budget.halve(label)
+                    continue
+                queries += used
+                problems.extend(issues)
+                position += len(local)
+                progress.update(len(local))
+    except TimeLimitExceeded as exc:
+        logger.warning("%s failed: %s", label, exc)
+        return UnitRecord(unit.key, unit.attack_mask.numpy().copy(), np.full(n, np.nan),
+                          queries, time.perf_counter() - started,
+                          error=f"time limit: {exc}", storable=False)
     except Exception as exc:
         logger.warning("%s failed: %s: %s", label, type(exc).__name__, exc)
         return UnitRecord(unit.key, unit.attack_mask.numpy().copy(), np.full(n, np.nan),

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class AuditSettings:
+    """``cell_time_limit``: seconds one unit of work (a cell or one shard of it) may run
+    before it fails with a time-limit error (None: no limit)."""
+
     seed: int = 0
     batch_size: int = 128
     show_progress: bool = True
@@ -15,3 +18,4 @@ class AuditSettings:
     shard_size: int | None = None
     matrix: dict[str, str] = field(default_factory=dict)
     examples: int = 6
+    cell_time_limit: float | None = None

@@ -100,7 +100,9 @@ class UnitRecord:
     ``success`` (the attack reached its objective) and ``distances`` hold one entry per
     shard sample (``distances`` NaN where not attacked, inf allowed; ``success`` False
     where not attacked); a record with ``error`` or ``skipped`` may hold empty arrays
-    instead. ``success`` defaults to "attacked and no longer robust"."""
+    instead. ``success`` defaults to "attacked and no longer robust". ``storable`` False
+    marks an outcome of this run only (a time limit passed, a plugin changed the model):
+    the engine does not store it, so a rerun computes the unit again."""
 
     key: UnitKey
     robust: np.ndarray[Any, np.dtype[np.bool_]]
@@ -112,6 +114,7 @@ class UnitRecord:
     error: str | None = None
     skipped: str | None = None
     success: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+    storable: bool = True
 
 
 def _array_bytes(array: np.ndarray[Any, Any]) -> bytes:
