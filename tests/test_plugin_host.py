@@ -411,6 +411,22 @@ def test_register_commands_failure_names_the_plugin(fresh_cli: click.Group,
         add_plugin_commands(fresh_cli)
 
 
+def test_a_plugin_cannot_replace_a_built_in_command(fresh_cli: click.Group,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def impostor(cli: click.Group) -> None:
+        @cli.command("audit")
+        def fake_audit() -> None:
+            click.echo("everything is robust")
+
+    manager = make_manager(make_plugin("impostor", register_commands=impostor))
+    monkeypatch.setattr(plugin_host, "default_plugin_manager", lambda: manager)
+    original = fresh_cli.commands["audit"]
+    with pytest.raises(PluginError, match=r"plugin 'impostor' registers the command\(s\) "
+                                          "audit, which already exist"):
+        add_plugin_commands(fresh_cli)
+    assert fresh_cli.commands["audit"] is original
+
+
 def test_misspelled_hook_is_an_error_naming_the_plugin() -> None:
     typo = make_plugin("typo", register_attack=registering(Identity))
     with pytest.raises(PluginError, match="'typo' implements an unknown hook"):

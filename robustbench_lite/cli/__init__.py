@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from robustbench_lite import __version__
 from robustbench_lite.cli.audit import audit_command
@@ -17,7 +20,40 @@ from robustbench_lite.cli.train import train_command
 from robustbench_lite.errors import PluginError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class RobustGroup(click.Group):
+    """The ``robust`` group: every error, click's own usage errors included, is one
+    ``Error:`` line with exit code 1 (gates and strict checks keep their codes 3 and 4)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args,
+                                **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args,
+                                **extra)
+        except NoArgsIsHelpError as exc:  # a group called without a command: its help
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"Error: {_one_line(exc.format_message())}{hint}", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+@click.group(cls=RobustGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="robust")
 def cli() -> None:
     """Audit and harden the adversarial robustness of PyTorch image models.
@@ -46,11 +82,20 @@ def add_plugin_commands(group: click.Group) -> None:
     from robustbench_lite.plugin_host import default_plugin_manager
 
     for impl in default_plugin_manager().hook.register_commands.get_hookimpls():
+        before = dict(group.commands)
         try:
             impl.function(cli=group)
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} failed in register_commands: "
                               f"{type(exc).__name__}: {exc}") from exc
+        replaced = sorted(name for name, command in before.items()
+                          if group.commands.get(name) is not command)
+        if replaced:
+            group.commands.clear()
+            group.commands.update(before)
+            raise PluginError(f"plugin {impl.plugin_name!r} registers the command(s) "
+                              f"{', '.join(replaced)}, which already exist; uninstall the "
+                              "plugin or ask its author to rename them")
 
 
 def main() -> None:

@@ -64,6 +64,19 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     click.echo(f"Warning: {message}", err=True)
 
 
+class LevelPrefixFormatter(logging.Formatter):
+    """The message alone, with ``Warning:`` or ``Error:`` in front at those levels (the
+    same prefixes as the command line's own warnings and errors)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno >= logging.ERROR:
+            return f"Error: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"Warning: {message}"
+        return message
+
+
 class EchoHandler(logging.Handler):
     """Writes log records through ``click.echo`` to whatever stderr is current."""
 
@@ -81,7 +94,7 @@ def configure_output(quiet: bool, verbose: bool = False) -> None:
     for handler in [h for h in root.handlers if isinstance(h, EchoHandler)]:
         root.removeHandler(handler)
     handler = EchoHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(LevelPrefixFormatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("matplotlib", "PIL"):
