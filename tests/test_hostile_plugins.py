@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import re
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.errors import AttackError
 from robustbench_lite.host.attack import QueryCounter
 from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.reports.outputs import write_outputs
 from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
@@ -220,3 +222,38 @@ def test_a_hung_attack_fails_at_the_time_limit_and_is_not_stored(
         assert len(store) == 1
     finally:
         store.close()
+
+
+# --- a model that returns NaN on perturbed input ----------------------------------------
+
+class NaNOffTheGrid(torch.nn.Module):
+    """The wrapped model on digits (pixel values k/16), NaN logits on any other input: a
+    model that breaks down exactly where an attack moves it."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.inner(x)
+        off_grid = ((x * 16 - (x * 16).round()).abs() > 1e-4).flatten(1).any(dim=1)
+        return torch.where(off_grid[:, None], torch.full_like(logits, float("nan")), logits)
+
+
+def test_nan_outputs_on_adversarial_input_count_as_broken_and_are_written(
+        default_model: RobustModel, digits_test: EvalData, catalogue: Catalogue,
+        tmp_path: Path) -> None:
+    model = RobustModel(NaNOffTheGrid(copy.deepcopy(default_model.module)),
+                        default_model.input_shape, 10, "nan-off-grid", default_model.sha256,
+                        default_model.load_info)
+    data = digits_test.subset(30)
+    targeted = ThreatModel(Norm.LINF, 0.1, targeted=True, targets="next-likely")
+    result = run_audit(model, data, [build_attack("fgsm", catalogue)], [LINF, targeted],
+                       SETTINGS, [])
+    untargeted_cell, targeted_cell = result.cells
+    assert result.clean_accuracy > 0.9
+    # NaN predicts nothing: never correct (pessimistic), never the target
+    assert untargeted_cell.accuracy == 0 and untargeted_cell.success_rate == 1
+    assert targeted_cell.accuracy == 0 and targeted_cell.success_rate == 0
+    paths = write_outputs(result, tmp_path)
+    assert json.loads(paths["results"].read_text())["cells"][0]["accuracy"] == 0

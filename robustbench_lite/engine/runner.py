@@ -96,7 +96,7 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
     chosen = torch.nonzero(unit.attack_mask).flatten()
     if unit.minimal:
         distances[~unit.attack_mask.numpy()] = 0.0  # misclassified: broken at eps 0
-    queries, violations = 0, 0
+    queries, violations, non_finite = 0, 0, 0
     problems: list[str] = []
     started = time.perf_counter()
     progress = tqdm(total=len(chosen), desc=label, unit="sample", leave=False,
@@ -126,6 +126,7 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
                                                                          x).cpu()
                         used, issues = outcome.queries, outcome.problems
                         violations += int((~outcome.valid).sum())
+                        non_finite += outcome.non_finite
                 except torch.OutOfMemoryError:
                     budget.halve(label)
                     continue
@@ -145,6 +146,9 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
                           error=f"{type(exc).__name__}: {exc}")
     finally:
         progress.close()
+    if non_finite:
+        logger.warning("%s: the model returned NaN or inf on %d adversarial example(s); "
+                       "the task judges them wrong", label, non_finite)
     details = list(dict.fromkeys(problems))
     if details:
         logger.warning("%s returned invalid adversarial examples (not counted): %s", label,

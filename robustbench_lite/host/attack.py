@@ -43,8 +43,9 @@ class BatchResult:
     ``x_adv`` holds the clean image wherever the attack's output was not valid; ``outputs``
     are the model's outputs on ``x_adv``; ``success`` says where the objective was reached
     and ``correct`` where the task still judges the model right (both re-computed by the
-    host); ``problems`` describes invalid samples; ``queries`` counts the attack's model
-    evaluations."""
+    host; a NaN or infinite output is never correct and never a reached target);
+    ``problems`` describes invalid samples; ``queries`` counts the attack's model
+    evaluations; ``non_finite`` counts outputs holding NaN or inf."""
 
     x_adv: torch.Tensor
     outputs: torch.Tensor
@@ -53,6 +54,7 @@ class BatchResult:
     valid: torch.Tensor
     problems: tuple[str, ...]
     queries: int
+    non_finite: int = 0
 
 
 def batch_seed(seed: int, attack: Attack, threat: ThreatModel, batch_start: int) -> int:
@@ -82,5 +84,7 @@ def attack_batch(attack: Attack, model: ModelFn, x: torch.Tensor, labels: torch.
         checked[valid] = x_adv.detach().to(x.device)[valid]
     with torch.no_grad():
         outputs = model(checked)
-    return BatchResult(checked, outputs, goal.success(outputs), task.correct(outputs, truth),
-                       valid, verification.problems, counter.queries)
+    finite = torch.isfinite(outputs.flatten(1)).all(dim=1)
+    correct = task.correct(outputs, truth) & finite  # whatever the task says about NaN
+    return BatchResult(checked, outputs, goal.success(outputs), correct, valid,
+                       verification.problems, counter.queries, int((~finite).sum()))

@@ -44,7 +44,8 @@ class Task(ABC):
 
     @abstractmethod
     def correct(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Per-sample bool: the model is right about these samples (clean or attacked)."""
+        """Per-sample bool: the model is right about these samples (clean or attacked). A
+        row holding NaN or inf is never right (the host enforces this on attacked ones)."""
 
     @abstractmethod
     def objective_type(self, threat: ThreatModel) -> type[Objective]:

@@ -57,6 +57,13 @@ def _margin(outputs: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     return mine - others
 
 
+def predicts(outputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Where the top class of ``outputs`` is ``classes``; never where a row holds NaN or
+    inf (such an output predicts nothing: wrong for the task, not a reached target)."""
+    finite = torch.isfinite(outputs).all(dim=1)
+    return (outputs.argmax(dim=1) == classes) & finite
+
+
 @dataclass(frozen=True)
 class Misclassification(Objective):
     """Untargeted: the model's top class differs from ``labels``."""
@@ -70,7 +77,7 @@ class Misclassification(Objective):
         return functional.cross_entropy(outputs, self.labels, reduction="none")
 
     def success(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.argmax(dim=1) != self.labels
+        return ~predicts(outputs, self.labels)
 
     def margin(self, outputs: torch.Tensor) -> torch.Tensor:
         return _margin(outputs, self.labels)
@@ -100,7 +107,7 @@ class Toward(Objective):
         return -functional.cross_entropy(outputs, self.toward, reduction="none")
 
     def success(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.argmax(dim=1) != self.labels
+        return ~predicts(outputs, self.labels)
 
     def margin(self, outputs: torch.Tensor) -> torch.Tensor:
         return _margin(outputs, self.labels)
@@ -124,7 +131,7 @@ class TargetedMisclassification(Objective):
         return -functional.cross_entropy(outputs, self.targets, reduction="none")
 
     def success(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.argmax(dim=1) == self.targets
+        return predicts(outputs, self.targets)
 
     def margin(self, outputs: torch.Tensor) -> torch.Tensor:
         return -_margin(outputs, self.targets)

@@ -17,6 +17,7 @@ from robustbench_lite.tasks.base import Task
 from robustbench_lite.tasks.classification.objectives import (
     Misclassification,
     TargetedMisclassification,
+    predicts,
 )
 from robustbench_lite.tasks.objective import Objective
 from robustbench_lite.threat import ThreatModel, fixed_target
@@ -43,7 +44,7 @@ class ClassificationTask(Task):
                                          "audit it on matching data")
 
     def correct(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return outputs.argmax(dim=1) == labels
+        return predicts(outputs, labels)
 
     def objective_type(self, threat: ThreatModel) -> type[Objective]:
         return TargetedMisclassification if threat.targeted else Misclassification
