@@ -7,8 +7,8 @@ journal (``.outputs.journal``, itself written atomically) lists the temporaries 
 targets; then each temporary is renamed over its target and the journal is removed. A run
 killed before the journal exists leaves the old set and stray temporaries (removed by the
 next write); one killed after it leaves a journal that the next write (or reader) rolls
-forward. Writers of one folder take an exclusive lock (``.outputs.lock``), so concurrent
-runs never interleave their sets.
+forward. Writers of one folder hold an exclusive lock on it, so concurrent runs never
+interleave their sets.
 """
 
 from __future__ import annotations
@@ -26,24 +26,23 @@ from robustbench_lite.atomic import atomic_write_text, fsync_folder
 logger = logging.getLogger(__name__)
 
 JOURNAL = ".outputs.journal"
-LOCK = ".outputs.lock"
 
 
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold the folder's writer lock (blocking) for the block; a no-op where ``fcntl`` is
-    missing."""
+    """Hold an exclusive lock on ``folder`` itself (blocking) for the block; a no-op where
+    ``fcntl`` is missing."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    with (folder / LOCK).open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def _temporary_prefix(name: str) -> str:

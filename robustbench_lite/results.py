@@ -1,16 +1,30 @@
 """`AuditResult`: everything a report needs, as plain JSON-serialisable data.
 
 ``to_dict`` produces ``results.json`` (schema version `SCHEMA_VERSION`, documented in
-``docs/results-schema.md``); ``from_dict`` reads it back so reports can be re-rendered.
+``docs/results-schema.md``); `read_results` checks a stored one against the schema these
+dataclasses' type hints describe (`robustbench_lite.results_schema`) and ``from_dict``
+reads it back so reports can be re-rendered.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import pandas as pd
 
+from robustbench_lite.errors import ResultsFileError
+from robustbench_lite.results_schema import (
+    Count,
+    Fraction,
+    Keys,
+    NonNegative,
+    build,
+    describe,
+    load_document,
+    validate,
+)
 from robustbench_lite.threat import RANDOM_TARGETS, norm_label, targeted_prefix
 
 #: Version 2 adds the task, target modes, per-cell objectives and the stage notes.
@@ -34,7 +48,7 @@ class ModelInfo:
     format: str
     trusted: bool
     architecture: str | None
-    num_classes: int
+    num_classes: Count
     input_shape: list[int]
     notes: list[str] = field(default_factory=list)
 
@@ -43,7 +57,7 @@ class ModelInfo:
 class DataInfo:
     name: str
     sha256: str
-    n_samples: int
+    n_samples: Count
     source: str
     family: str
     class_names: list[str]
@@ -63,23 +77,23 @@ class CellResult:
     attack: str
     params: dict[str, Any]
     norm: str
-    eps: float
+    eps: NonNegative
     targeted: bool
-    accuracy: float | None
-    success_rate: float | None
-    n_samples: int
-    mean_distance: float | None
-    max_distance: float | None
-    queries: int
+    accuracy: Fraction | None
+    success_rate: Fraction | None
+    n_samples: Count
+    mean_distance: NonNegative | None
+    max_distance: NonNegative | None
+    queries: Count
     seconds: float
-    violations: int = 0
+    violations: Count = 0
     violation_details: list[str] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
-    batch_size: int | None = None
+    batch_size: Count | None = None
     objective: str = "untargeted"
     target_mode: str | None = None
-    n_attacked: int | None = None
+    n_attacked: Count | None = None
     targets_sha256: str | None = None
 
 
@@ -89,12 +103,12 @@ class ThreatSummary:
     ``success_rate``: share of attacked samples some attack brought to its objective."""
 
     norm: str
-    eps: float
-    accuracy: float
+    eps: NonNegative
+    accuracy: Fraction
     attacks: list[str]
     targeted: bool = False
     target_mode: str | None = None
-    success_rate: float | None = None
+    success_rate: Fraction | None = None
 
 
 @dataclass
@@ -125,11 +139,11 @@ class PerClassRow:
     """Clean and worst-case robust accuracy of one class at one threat model."""
 
     norm: str
-    eps: float
+    eps: NonNegative
     class_name: str
-    n_samples: int
-    clean_accuracy: float
-    robust_accuracy: float
+    n_samples: Count
+    clean_accuracy: Fraction
+    robust_accuracy: Fraction
     targeted: bool = False
     target_mode: str | None = None
 
@@ -141,8 +155,8 @@ class CurvePoint:
 
     norm: str
     attack: str
-    eps: float
-    accuracy: float
+    eps: NonNegative
+    accuracy: Fraction
     source: str = "grid"
 
 
@@ -166,16 +180,16 @@ class AdversarialExample:
     """One sample attacked for illustration: PNG images as ``data:`` URIs (the perturbation
     scaled by ``amplification`` around mid-grey), labels and softmax confidences."""
 
-    index: int
+    index: Count
     attack: str
     norm: str
-    eps: float
+    eps: NonNegative
     true_label: str
     clean_label: str
     clean_confidence: float
     adversarial_label: str
     adversarial_confidence: float
-    distance: float
+    distance: NonNegative
     amplification: float
     clean_image: str
     perturbation_image: str
@@ -186,19 +200,85 @@ class AdversarialExample:
 class RunInfo:
     seed: int
     device: str
-    batch_size: int
+    batch_size: Count
     command: str
     started: str
     seconds: float
     versions: dict[str, str]
-    plugins: list[dict[str, str | None]]
+    plugins: list[Annotated[dict[str, str | None], Keys(PluginKeys)]]
+
+
+# The keys of the free-form rows of `AuditResult` that the report reads (`Keys`): the
+# fields without a default must be present; the others are checked when present.
+
+
+@dataclass
+class PluginKeys:
+    """A ``run.plugins`` entry."""
+
+    name: str
+    version: str | None
+
+
+@dataclass
+class TransferKeys:
+    """A ``transfer`` row (`robustbench_lite.engine.transfer.TransferRow`)."""
+
+    source: str
+    target: str
+    norm: str
+    eps: NonNegative
+    accuracy: Fraction
+    source_success: Fraction | None = None
+
+
+@dataclass
+class GateKeys:
+    """A ``gates`` entry (`robustbench_lite.gates.evaluate_gates`)."""
+
+    passed: bool
+    message: str
+    threshold: Fraction | None = None
+    norm: str | None = None
+    eps: NonNegative | None = None
+    accuracy: Fraction | None = None
+
+
+@dataclass
+class CertifiedKeys:
+    """One eps of ``certificate.certified``."""
+
+    eps: NonNegative
+    accuracy: Fraction
+
+
+@dataclass
+class CertificateKeys:
+    """The ``certificate`` (`robustbench_lite.engine.certificate.certificate`): empty when
+    none was computed; else ``available`` and, when true, ``lipschitz``, ``median_radius``
+    and ``certified``, when false the ``reason``."""
+
+    available: bool = False
+    reason: str | None = None
+    lipschitz: NonNegative | None = None
+    median_radius: NonNegative | None = None
+    certified: list[Annotated[dict[str, Any], Keys(CertifiedKeys)]] = field(
+        default_factory=list)
+
+    @classmethod
+    def required_keys(cls, row: dict[str, Any]) -> tuple[str, ...]:
+        if not row:
+            return ()
+        if row.get("available") is True:
+            return ("available", "lipschitz", "median_radius", "certified")
+        return ("available", "reason")
 
 
 @dataclass
 class AuditResult:
     model: ModelInfo
     data: DataInfo
-    clean_accuracy: float
+    clean_accuracy: Fraction
     cells: list[CellResult]
     robust_accuracy: list[ThreatSummary]
     run: RunInfo
@@ -206,11 +286,11 @@ class AuditResult:
     mode: str = "full"
     per_class: list[PerClassRow] = field(default_factory=list)
     curves: list[CurvePoint] = field(default_factory=list)
-    transfer: list[dict[str, Any]] = field(default_factory=list)
+    transfer: list[Annotated[dict[str, Any], Keys(TransferKeys)]] = field(default_factory=list)
     checks: list[SanityCheck] = field(default_factory=list)
-    gates: list[dict[str, Any]] = field(default_factory=list)
+    gates: list[Annotated[dict[str, Any], Keys(GateKeys)]] = field(default_factory=list)
     examples: list[AdversarialExample] = field(default_factory=list)
-    certificate: dict[str, Any] = field(default_factory=dict)
+    certificate: Annotated[dict[str, Any], Keys(CertificateKeys)] = field(default_factory=dict)
     task: TaskInfo = field(default_factory=TaskInfo)
     notes: list[StageNote] = field(default_factory=list)
 
@@ -225,25 +305,12 @@ class AuditResult:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> AuditResult:
-        return cls(
-            model=ModelInfo(**raw["model"]),
-            data=DataInfo(**raw["data"]),
-            clean_accuracy=raw["clean_accuracy"],
-            cells=[CellResult(**cell) for cell in raw["cells"]],
-            robust_accuracy=[ThreatSummary(**row) for row in raw["robust_accuracy"]],
-            run=RunInfo(**raw["run"]),
-            matrix=dict(raw.get("matrix", {})),
-            mode=raw.get("mode", "full"),
-            per_class=[PerClassRow(**row) for row in raw.get("per_class", [])],
-            curves=[CurvePoint(**row) for row in raw.get("curves", [])],
-            transfer=list(raw.get("transfer", [])),
-            checks=[SanityCheck(**row) for row in raw.get("checks", [])],
-            gates=list(raw.get("gates", [])),
-            examples=[AdversarialExample(**row) for row in raw.get("examples", [])],
-            certificate=dict(raw.get("certificate", {})),
-            task=TaskInfo(**raw.get("task", {})),
-            notes=[StageNote(**row) for row in raw.get("notes", [])],
-        )
+        """The result stored in ``raw`` (a ``results.json`` object, checked by
+        `robustbench_lite.results_schema.validate`): unknown keys are ignored, missing
+        optional fields take their defaults, and the strings ``"NaN"``, ``"Infinity"`` and
+        ``"-Infinity"`` of float fields become floats again."""
+        result: AuditResult = build(cls, raw)
+        return result
 
     def cells_frame(self) -> pd.DataFrame:
         """One row per cell (attack x threat model)."""
@@ -266,3 +333,26 @@ class AuditResult:
                  for row in self.robust_accuracy}
         table.loc["worst case"] = pd.Series(worst)
         return table
+
+
+def read_results(path: Path) -> AuditResult:
+    """The `AuditResult` stored in ``path``; `ResultsFileError` (one line, naming the file and
+    the JSON path of the first problem) when it is too large or too deeply nested, not JSON,
+    of an unknown schema version, or does not match the schema (a missing field, a value of
+    the wrong type or out of range: see `robustbench_lite.results_schema`)."""
+    raw = load_document(path)
+    if "schema_version" not in raw:
+        raise ResultsFileError(f"{path} has no schema_version; it is not a results.json of "
+                               "robust audit")
+    version = raw["schema_version"]
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        newer = isinstance(version, int | float) and not isinstance(version, bool) \
+            and version > SCHEMA_VERSION
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+        raise ResultsFileError(
+            f"{path} has schema_version {describe(version)}, but this version of "
+            f"robustbench_lite reads only {readable}" + (
+                "; it was written by a newer version: upgrade robustbench_lite" if newer
+                else ""))
+    validate(raw, AuditResult, path)
+    return AuditResult.from_dict(raw)

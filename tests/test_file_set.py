@@ -31,8 +31,8 @@ def dying(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, **kwargs)
 setattr(os, function, dying)
-write_file_set(folder, {name: "new " + name for name in %r})
-""" % (NAMES,)
+write_file_set(folder, {name: "new " + name for name in sys.argv[4:]})
+"""
 
 
 def _versions(folder: Path) -> set[str]:
@@ -40,7 +40,8 @@ def _versions(folder: Path) -> set[str]:
 
 
 def _killed_write(folder: Path, function: str, n: int) -> int:
-    completed = subprocess.run([sys.executable, "-c", CHILD, function, str(n), str(folder)],
+    completed = subprocess.run([sys.executable, "-c", CHILD, function, str(n), str(folder),
+                                *NAMES],
                                capture_output=True, text=True, timeout=60, check=False)
     return completed.returncode
 

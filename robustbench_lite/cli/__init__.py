@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -24,15 +23,12 @@ class RobustGroup(click.Group):
     """The ``robust`` group: every error, click's own usage errors included, is one
     ``Error:`` line with exit code 1 (gates and strict checks keep their codes 3 and 4)."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True,
-             windows_expand_args: bool = True, **extra: Any) -> Any:
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, False, windows_expand_args,
-                                **extra)
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
         try:
-            code = super().main(args, prog_name, complete_var, False, windows_expand_args,
-                                **extra)
+            code = super().main(*args, **kwargs)
         except NoArgsIsHelpError as exc:  # a group called without a command: its help
             click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
             sys.exit(0)

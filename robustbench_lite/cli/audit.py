@@ -23,6 +23,7 @@ from robustbench_lite.cli.options import (
     template_dir_option,
 )
 from robustbench_lite.engine.store import ResultStore
+from robustbench_lite.file_set import complete_interrupted_write
 from robustbench_lite.gates import (
     GATE_FAILED_EXIT_CODE,
     Gate,
@@ -138,6 +139,7 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     cells are kept in --out/results.sqlite, so an interrupted audit resumes where it stopped.
     """
     configure_output(quiet)
+    complete_interrupted_write(out_dir)  # a killed earlier run's outputs: one set again
     target, kwargs, mean_values, std_values = parse_model_options(device, arch_kwargs, mean,
                                                                   std)
     gates = _parse_gates(fail_under, fail_under_at)

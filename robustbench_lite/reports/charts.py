@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,8 +51,10 @@ class Chart:
 def robustness_charts(result: AuditResult) -> list[Chart]:
     """One chart per norm of ``result.curves``, in the order of ``result.robust_accuracy``
     (other norms after, in order of first appearance); [] without curve points. Points of
-    another source than grid or minimal distances are left out."""
-    points = [p for p in result.curves if p.source in ("grid", MINIMAL)]
+    another source than grid or minimal distances, and points whose eps or accuracy is not
+    finite (NaN, infinite: nothing to plot), are left out."""
+    points = [p for p in result.curves if p.source in ("grid", MINIMAL)
+              and math.isfinite(p.eps) and math.isfinite(p.accuracy)]
     evaluated = [row.norm for row in result.robust_accuracy]
     norms = list(dict.fromkeys(point.norm for point in points))
     norms.sort(key=lambda norm: evaluated.index(norm) if norm in evaluated else len(evaluated))
@@ -84,7 +87,8 @@ def curves(points: Sequence[CurvePoint], source: str) -> dict[str, list[tuple[fl
 def draw(name: str, grid: dict[str, list[tuple[float, float]]],
          minimal: dict[str, list[tuple[float, float]]], clean_accuracy: float) -> bytes:
     """The SVG document; grid lines start at (0, clean accuracy), the worst case is drawn
-    last (on top) but listed first in the legend."""
+    last (on top) but listed first in the legend. A clean accuracy that is not finite is
+    neither drawn nor a start point."""
     attacks = [a for a in grid if a != WORST]
     colours = {a: f"C{i % 10}" for i, a in enumerate(dict.fromkeys(attacks + list(minimal)))}
     entries: list[tuple[Line2D, str]] = []
@@ -103,8 +107,9 @@ def draw(name: str, grid: dict[str, list[tuple[float, float]]],
         (line,) = axes.plot(*from_clean(grid[WORST], clean_accuracy), color="black",
                             marker="o", markersize=5, linewidth=2.8, clip_on=False, zorder=5)
         entries.insert(0, (line, WORST))
-    entries.append((axes.axhline(clean_accuracy, color="grey", linestyle=":", linewidth=1),
-                    f"clean accuracy {clean_accuracy:.1%}"))
+    if math.isfinite(clean_accuracy):
+        entries.append((axes.axhline(clean_accuracy, color="grey", linestyle=":",
+                                     linewidth=1), f"clean accuracy {clean_accuracy:.1%}"))
     largest = max((eps for line in [*grid.values(), *minimal.values()] for eps, _ in line),
                   default=0.0)
     axes.set_xlim(0, largest or 1)
@@ -125,8 +130,9 @@ def draw(name: str, grid: dict[str, list[tuple[float, float]]],
 
 def from_clean(line: list[tuple[float, float]],
                clean_accuracy: float) -> tuple[list[float], list[float]]:
-    """xs and ys of a grid line, starting at (0, clean accuracy) when it has no eps 0."""
-    if line[0][0] > 0:
+    """xs and ys of a grid line, starting at (0, clean accuracy) when it has no eps 0 (and
+    the clean accuracy is finite)."""
+    if line[0][0] > 0 and math.isfinite(clean_accuracy):
         line = [(0.0, clean_accuracy), *line]
     return [eps for eps, _ in line], [accuracy for _, accuracy in line]
 
@@ -156,7 +162,8 @@ def describe(name: str, grid: dict[str, list[tuple[float, float]]],
     if WORST in grid:
         names.append("the worst case")
     listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
-    text = f"Accuracy against {name} eps for {listed}; clean accuracy {clean_accuracy:.1%}"
+    clean = f"{clean_accuracy:.1%}" if math.isfinite(clean_accuracy) else "not a number"
+    text = f"Accuracy against {name} eps for {listed}; clean accuracy {clean}"
     if grid.get(WORST):
         text += "; worst case " + ", ".join(f"{accuracy:.1%} at eps {eps:g}"
                                             for eps, accuracy in grid[WORST])

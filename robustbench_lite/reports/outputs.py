@@ -3,7 +3,6 @@ place of a previous good one."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -11,10 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from robustbench_lite.atomic import atomic_write_text
+from robustbench_lite.file_set import write_file_set
 from robustbench_lite.reports.render import render_html
 from robustbench_lite.reports.sections import ReportSection
 from robustbench_lite.results import AuditResult
+from robustbench_lite.results_schema import dumps
 from robustbench_lite.verdict import verdict
 
 
@@ -28,20 +28,19 @@ def write_outputs(result: AuditResult, out_dir: Path, template_dirs: Sequence[Pa
                   sections: Sequence[ReportSection] = ()) -> dict[str, Path]:
     """Render everything first, then write ``report.html`` (see `render_html` for
     ``template_dirs`` and ``sections``), ``results.json`` and the CSV tables (cells,
-    robust_accuracy, per_class, curves, transfer, checks) into ``out_dir``. Returns the
-    paths by kind."""
+    robust_accuracy, per_class, curves, transfer, checks) into ``out_dir`` as one set
+    (`write_file_set`: all replaced together or none). Returns the paths by kind.
+    ``results.json`` is strict JSON: a non-finite float is written as the string ``"NaN"``,
+    ``"Infinity"`` or ``"-Infinity"``; the CSV tables leave NaN (like None) empty and write
+    infinities as ``inf``, as pandas reads them back."""
     html = render_html(result, template_dirs, sections)  # notes failing plugin sections
     raw = results_document(result)
     contents = {
         "report": ("report.html", html),
-        "results": ("results.json", json.dumps(raw, indent=2, allow_nan=False) + "\n"),
+        "results": ("results.json", dumps(raw)),  # non-finite floats as "NaN", "Infinity"
         "cells": ("cells.csv", result.cells_frame().to_csv(index=False)),
     }
     for table in ("robust_accuracy", "per_class", "curves", "transfer", "checks"):
         contents[table] = (f"{table}.csv", pd.DataFrame(raw[table]).to_csv(index=False))
-    paths = {}
-    for kind, (filename, text) in contents.items():
-        path = out_dir / filename
-        atomic_write_text(path, text)
-        paths[kind] = path
-    return paths
+    written = write_file_set(out_dir, dict(contents.values()))
+    return {kind: written[filename] for kind, (filename, _) in contents.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ import jinja2
 from markupsafe import Markup
 
 from robustbench_lite.errors import ReportTemplateError
+from robustbench_lite.reports.bidi import neutralise_bidi
 from robustbench_lite.reports.charts import robustness_charts
 from robustbench_lite.reports.loader import template_errors, template_loader
 from robustbench_lite.reports.sections import ReportSection, section_data, section_template_dirs
@@ -33,8 +35,10 @@ def environment(template_dirs: Sequence[Path] = (),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=neutralise_bidi,  # every {{ value }}: no hidden right-to-left overrides
     )
     env.filters["pct"] = format_percent
+    env.filters["num"] = format_number
     env.filters["heat"] = heat_style
     env.filters["norm"] = norm_label
     env.filters["details"] = format_details
@@ -44,8 +48,28 @@ def environment(template_dirs: Sequence[Path] = (),
     return env
 
 
+#: How the report shows a number that is not a number (NaN, recorded as such).
+NOT_A_NUMBER = "n/a"
+
+
 def format_percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+    """A fraction as a percentage: ``97.0%``; ``-`` for None, `NOT_A_NUMBER` for NaN,
+    ``inf%`` for infinity."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return NOT_A_NUMBER
+    return f"{100 * value:.1f}%"
+
+
+def format_number(value: float | None, spec: str = ".4g") -> str:
+    """``value`` formatted with ``spec`` (``inf`` and ``-inf`` for infinities); an en dash
+    for None, `NOT_A_NUMBER` for NaN."""
+    if value is None:
+        return "\N{EN DASH}"
+    if isinstance(value, float) and math.isnan(value):
+        return NOT_A_NUMBER
+    return format(value, spec)
 
 
 #: The only image sources a report shows: inline PNG, JPEG or GIF data (a tampered
