@@ -26,7 +26,7 @@ from robustbench_lite.data.resolve import DEFAULT_DATASET, load_dataset
 from robustbench_lite.engine.audit import AuditSettings, run_audit
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.engine.transfer import TransferPlan
-from robustbench_lite.errors import ModelLoadError
+from robustbench_lite.errors import DeviceError, ModelLoadError
 from robustbench_lite.matrix.core import ThreatMatrix
 from robustbench_lite.matrix.resolve import resolve_matrix
 from robustbench_lite.models.architecture import Architecture
@@ -126,6 +126,24 @@ class AuditJob:
     checks: list[Check]
 
 
+def usable_device(device: torch.device | str | None) -> torch.device:
+    """``device`` (None: CUDA when present, else the CPU) after checking that a tensor can
+    live there; `DeviceError` otherwise (``meta`` holds no values, a missing GPU)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        target = torch.device(device)
+        if target.type == "meta":
+            raise DeviceError("device 'meta' holds no values, so nothing can be evaluated "
+                              "there; use cpu or cuda")
+        torch.zeros(1, device=target)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        raise DeviceError(f"device {str(device)!r} cannot be used here "
+                          f"({' '.join(str(exc).split())[:120]}); use cpu or an existing "
+                          "cuda:N") from None
+    return target
+
+
 def prepare(model: RobustModel | str | Path | None = None,
             data: EvalData | str | None = None, *, matrix: str | ThreatMatrix = DEFAULT_MATRIX,
             attacks: Sequence[str] = (), threats: Sequence[str | ThreatModel] = (),
@@ -149,8 +167,7 @@ def prepare(model: RobustModel | str | Path | None = None,
     parsed_threats = [t for item in threats
                       for t in ([item] if isinstance(item, ThreatModel)
                                 else parse_threat_spec(item))]
-    target = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    target = usable_device(device)
     model_spec = None if isinstance(model, RobustModel) else model
     data_spec = None if isinstance(data, EvalData) else data_spec_for(data, model_spec,
                                                                       catalogue)

@@ -104,6 +104,10 @@ class ModelChangedError(RobustbenchError):
     settings, and the snapshot could not be put back."""
 
 
+class DeviceError(RobustbenchError):
+    """The requested device does not exist here or cannot hold a model."""
+
+
 class DatasetError(RobustbenchError):
     """A dataset file or folder is missing, malformed or inconsistent."""
 

@@ -25,8 +25,13 @@ class Gate:
 
 
 def parse_threshold(text: str) -> float:
-    """``0.6`` or ``60%`` → 0.6; must lie in [0, 1]."""
-    value = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
+    """``0.6`` or ``60%`` → 0.6; must lie in [0, 1] (ValueError otherwise)."""
+    percent = text.strip().endswith("%")
+    try:
+        value = float(text.strip()[:-1]) / 100 if percent else float(text)
+    except ValueError:
+        raise ValueError(f"threshold {text[:40]!r} is not a number; write an accuracy such "
+                         "as 0.6 or 60%") from None
     if not 0 <= value <= 1:
         raise ValueError(f"threshold {text!r} must be between 0 and 1 (or 0% and 100%)")
     return value
@@ -40,7 +45,10 @@ def parse_gate_at(spec: str) -> Gate:
         raise ThreatModelError(f"gate {spec!r} must look like NORM:EPS=ACCURACY, e.g. "
                                "linf:8/255=0.5")
     try:
-        return Gate(parse_threshold(threshold), Norm.parse(norm).value, parse_eps(eps))
+        value = parse_eps(eps)
+        if value <= 0:
+            raise ThreatModelError(f"eps must be greater than 0, got {eps.strip()}")
+        return Gate(parse_threshold(threshold), Norm.parse(norm).value, value)
     except ValueError as exc:
         raise ThreatModelError(f"gate {spec!r}: {exc}") from exc
 

@@ -42,6 +42,7 @@ from robustbench_lite.plugin_host import PluginManager, default_plugin_manager
 from robustbench_lite.reports.diff import render_diff_html
 from robustbench_lite.reports.outputs import write_outputs
 from robustbench_lite.results import AuditResult
+from robustbench_lite.results_schema import encode_non_finite
 from robustbench_lite.training.harden import EpochLog, Hardener, HardenSettings
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def _write_log(log: Sequence[EpochLog], out: Path) -> dict[str, Path]:
              for key, value in asdict(entry).items()} for entry in log]  # NaN: no validation
     csv_path, json_path = out / "training_log.csv", out / "training_log.json"
     atomic_write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(json_path, json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(encode_non_finite(rows), indent=2,
+                                            allow_nan=False) + "\n")  # inf as "Infinity"
     return {"log_csv": csv_path, "log_json": json_path}
 

@@ -204,22 +204,35 @@ def project_l1_ball(delta: torch.Tensor, radius: float) -> torch.Tensor:
     return torch.where(outside.unsqueeze(1), shrunk, flat).view_as(delta)
 
 
-_NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
+_NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]{1,4})?"
 _EPS_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$")
+
+#: Longest digit string read exactly: longer text (a pasted megabyte of digits) is refused
+#: rather than turned into a huge `Fraction`.
+_MAX_EPS_CHARS = 100
 
 
 def parse_eps(text: str) -> float:
-    """Parse ``0.1``, ``1e-2`` or a fraction like ``8/255``; reject anything else."""
-    match = _EPS_RE.match(text)
+    """Parse ``0.1``, ``1e-2`` or a fraction like ``8/255``; reject anything else, and any
+    value that is not a finite float (``1e5000``, ``1e5000/1``) with a `ThreatModelError`."""
+    hint = "write a decimal (0.03) or a fraction (8/255)"
+    match = _EPS_RE.match(text) if len(text) <= _MAX_EPS_CHARS else None
     if not match:
-        raise ThreatModelError(f"cannot read eps {text!r}: write a decimal (0.03) or a "
-                               "fraction (8/255)")
+        raise ThreatModelError(f"cannot read eps {text[:40]!r}: {hint}")
     numerator, denominator = match.groups()
-    if denominator is None:
-        return float(numerator)
-    if float(denominator) == 0:
-        raise ThreatModelError(f"eps {text!r} divides by zero")
-    return float(Fraction(numerator) / Fraction(denominator))
+    try:
+        if denominator is None:
+            value = float(numerator)
+        elif float(denominator) == 0:
+            raise ThreatModelError(f"eps {text!r} divides by zero; {hint}")
+        else:
+            value = float(Fraction(numerator) / Fraction(denominator))
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise ThreatModelError(f"eps {text.strip()!r} is too large to be a number (not finite); "
+                               f"{hint}")
+    return value
 
 
 def parse_threat_spec(spec: str, *, allow_zero: bool = False) -> list[ThreatModel]:

@@ -19,6 +19,7 @@ from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
 from robustbench_lite.cli.options import (
     cell_time_limit_option,
+    check_output_folder,
     parse_model_options,
     template_dir_option,
 )
@@ -104,7 +105,8 @@ Examples:
               help="Halved automatically on CUDA out-of-memory.")
 @click.option("--shard-size", type=click.IntRange(min=1), help="Split each cell into units of "
               "this many samples (the unit of resumption). [default: one unit per cell]")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps, where present.")
 @cell_time_limit_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("robust-out"), show_default=True, help="Output directory.")
@@ -146,6 +148,7 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     manager = default_plugin_manager()
     sections = catalogue_for(manager).report_sections_for(task)
     check_templates(template_dirs, sections)
+    check_output_folder(out_dir)
     job = prepare_job(
         model, data_spec, matrix=matrix, attacks=attack_specs, threats=threat_specs,
         options=ModelOptions(arch=arch, arch_kwargs=kwargs, trust_model=trust_model,
@@ -160,7 +163,14 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     click.echo(_first_line(job, model))
     result = run_job(job)
     result.gates = evaluate_gates(result, gates)
-    paths = write_outputs(result, out_dir, template_dirs, sections)
+    try:
+        paths = write_outputs(result, out_dir, template_dirs, sections)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        kept = "; the finished cells are kept in the result store, so a rerun resumes" \
+            if use_store else ""
+        raise click.ClickException(f"cannot write the outputs to {out_dir}: "
+                                   f"{exc.strerror or exc}; no output file was half-written"
+                                   f"{kept}") from exc
     if not quiet:
         _print_summary(result)
     click.echo(f"Report:  {paths['report'].resolve()}")

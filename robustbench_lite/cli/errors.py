@@ -29,7 +29,8 @@ def as_flags(message: str) -> str:
 
 def explain_errors(command: F) -> F:
     """Re-raise `RobustbenchError` as `click.ClickException` (message only, with arguments
-    named as flags; exit code 1)."""
+    named as flags; exit code 1), and an `OSError` (disk full, permission denied) as one
+    line naming the file."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,6 +38,10 @@ def explain_errors(command: F) -> F:
             return command(*args, **kwargs)
         except RobustbenchError as exc:
             raise click.ClickException(as_flags(str(exc))) from exc
+        except OSError as exc:  # the machine refused: a full disk, a read-only folder...
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}; free space or "
+                                       "choose another place to write") from exc
 
     return wrapper  # type: ignore[return-value]
 

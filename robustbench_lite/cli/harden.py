@@ -8,7 +8,11 @@ import click
 
 from robustbench_lite.api import DEFAULT_MATRIX, ModelOptions
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
-from robustbench_lite.cli.options import cell_time_limit_option, parse_model_options
+from robustbench_lite.cli.options import (
+    cell_time_limit_option,
+    check_output_folder,
+    parse_model_options,
+)
 from robustbench_lite.hardening import harden
 from robustbench_lite.reports.diff import diff_table, formatted_diff_table
 from robustbench_lite.training.harden import CHECKPOINT, HardenSettings
@@ -58,7 +62,8 @@ Examples:
 @click.option("--mean", help="Per-channel normalisation mean folded into the model.")
 @click.option("--std", help="Per-channel normalisation std folded into the model.")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps, where present.")
 @cell_time_limit_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("hardened"), show_default=True, help="Output directory.")
@@ -80,6 +85,7 @@ def harden_command(model: str | None, defense_specs: tuple[str, ...], data_spec:
     """
     configure_output(quiet)
     target, kwargs, mean_values, std_values = parse_model_options(device, arch_kwargs, mean, std)
+    check_output_folder(out_dir)
     if (out_dir / CHECKPOINT).is_file() and not resume:
         raise click.ClickException(f"{out_dir} holds a checkpoint of an earlier run; pass "
                                    "--resume to continue it, or choose another --out")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +39,56 @@ def parse_json_object(text: str | None, option: str) -> dict[str, Any]:
     return value
 
 
-def resolve_device(text: str) -> torch.device:
-    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except RuntimeError as exc:
-        raise click.BadParameter(f"{text!r} is not a device; use auto, cpu or cuda[:N]",
-                                 param_hint="--device") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine; use --device cpu",
-                                 param_hint="--device")
-    return device
+def device_choices() -> list[str]:
+    """The ``--device`` values usable on this machine: ``auto``, ``cpu``, then ``cuda`` and
+    ``cuda:0``..``cuda:N-1`` and ``mps`` where present."""
+    choices = ["auto", "cpu"]
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count:
+        choices += ["cuda", *(f"cuda:{index}" for index in range(count))]
+    if torch.backends.mps.is_available():
+        choices.append("mps")
+    return choices
 
+
+def resolve_device(text: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` (an existing GPU) or
+    ``mps`` (where available); anything else (``meta``, ``cuda:99``, ``banana``) is a
+    `click.BadParameter` naming the device and the choices on this machine."""
+    key = text.strip().lower()
+    if key == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    choices = device_choices()
+    if key not in choices:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        why = "CUDA is not available on this machine" if key.startswith("cuda") and \
+            "cuda" not in choices else "not a device this machine can run on"
+        raise click.BadParameter(f"{shown!r}: {why}; choose one of: {', '.join(choices)}",
+                                 param_hint="--device")
+    return torch.device(key)
+
+
+def check_output_folder(folder: Path, option: str = "--out") -> None:
+    """Check before any work that files can be written into ``folder``: create it (and its
+    parents) if needed, create and remove a probe file, and remove the folder again if this
+    created it. `click.ClickException` (one line naming the folder and the fix) otherwise:
+    a file in the way, a read-only folder or parent, a full disk."""
+    if folder.exists() and not folder.is_dir():
+        raise click.ClickException(f"{option} {folder} is a file, not a folder; choose "
+                                   f"another {option}")
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".robust-write-probe.", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"{option} {folder}: cannot write there ({reason}); "
+                                   f"choose a writable {option} folder") from exc
+    if created:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def parse_model_options(device: str, arch_kwargs: str | None, mean: str | None, std: str | None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from robustbench_lite.errors import DatasetError
+from robustbench_lite.limits import MAX_CLASSES
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ def make_eval_data(x: torch.Tensor, y: torch.Tensor, class_names: tuple[str, ...
     x = x.to(torch.float32)
     y = y.to(torch.int64)
     if class_names is None:
-        count = int(y.max()) + 1 if len(y) else 0
-        class_names = tuple(str(i) for i in range(count))
+        top = int(y.max()) if len(y) else -1
+        if top >= MAX_CLASSES:
+            raise DatasetError(f"dataset {name!r}: label {top} implies {top + 1:,} classes, "
+                               f"more than the {MAX_CLASSES:,} supported; labels must be "
+                               "class indices 0..K-1")
+        class_names = tuple(str(i) for i in range(top + 1))
     return EvalData(x.contiguous(), y.contiguous(), class_names, name, family, source)

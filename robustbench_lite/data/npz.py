@@ -18,9 +18,10 @@ Detection is by content: a zip archive holding ``x.npy`` and ``y.npy``.
 from __future__ import annotations
 
 import logging
+import math
 import zipfile
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ import torch
 from robustbench_lite.data.eval_data import EvalData, make_eval_data
 from robustbench_lite.data.source import DatasetSource
 from robustbench_lite.errors import DatasetError
+from robustbench_lite.limits import gib, memory_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,64 @@ def _class_names(names: np.ndarray, path: Path) -> tuple[str, ...]:
     return tuple(str(name) for name in names)
 
 
+#: Arrays read from the archive, with the dtype kinds each may hold (``x``: images, ``y``:
+#: labels, ``class_names``: strings).
+ARRAYS = {"x.npy": "uif", "y.npy": "uib", "class_names.npy": "US"}
+
+
+def check_headers(path: Path) -> None:
+    """Read the ``.npy`` header of each array in the archive (never its data) and refuse,
+    with one-line `DatasetError`s, a header that cannot be read, one that declares more data
+    than its member holds (a crafted or truncated file would make numpy allocate what the
+    header claims), or arrays too large for half this machine's memory. (Arrays of the wrong
+    dtype are left to the per-array checks, which say what to save instead.)"""
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name, kinds in ARRAYS.items():
+                try:
+                    info = archive.getinfo(name)
+                except KeyError:
+                    continue
+                with archive.open(info) as member:
+                    shape, dtype, offset = _read_header(member, path, name)
+                if dtype.kind not in kinds or dtype.hasobject:
+                    continue  # the per-array checks below explain what is wrong
+                declared = math.prod(shape) * dtype.itemsize
+                stored = info.file_size - offset
+                if declared > stored:
+                    raise DatasetError(
+                        f"{path}: {name} declares shape {shape} of {dtype} ({declared:,} "
+                        f"bytes) but holds only {max(stored, 0):,} bytes; the file is "
+                        "truncated or corrupt: save it again with numpy.savez")
+                total += math.prod(shape) * max(dtype.itemsize, 4)  # x becomes float32
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError(f"{path}: not a readable .npz file ({exc}); save it with "
+                           "numpy.savez") from exc
+    if total > memory_bytes() // 2:
+        raise DatasetError(f"{path}: its arrays need {gib(total)} in memory, more than half "
+                           f"of this machine's {gib(memory_bytes())}; save fewer samples")
+
+
+def _read_header(member: IO[bytes], path: Path,
+                 name: str) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """``(shape, dtype, data offset)`` of the ``.npy`` member ``name``."""
+    try:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]} is not "
+                             "supported here")
+    except (ValueError, SyntaxError, TypeError) as exc:
+        first = " ".join(str(exc).split())[:120]
+        raise DatasetError(f"{path}: {name} has no valid .npy header ({first}); save plain "
+                           "numeric arrays with numpy.savez") from exc
+    return tuple(int(size) for size in shape), np.dtype(dtype), member.tell()
+
+
 class NpzSource(DatasetSource):
     """A ``.npz`` file with ``x``, ``y`` and optionally ``class_names`` (never unpickled)."""
 
@@ -98,6 +158,7 @@ class NpzSource(DatasetSource):
     def load(self, path: Path | None, split: str) -> EvalData:
         if path is None:
             raise DatasetError("dataset 'npz' needs a file: pass `data` npz:PATH.npz")
+        check_headers(path)
         try:
             with np.load(path, allow_pickle=False) as archive:
                 missing = [key for key in ("x", "y") if key not in archive.files]

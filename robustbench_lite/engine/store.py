@@ -19,6 +19,10 @@ Contract:
   ``skipped`` set may hold none.
 * A key names the package version and the attack's and task's implementation versions, so
   an upgrade that changes any of them recomputes rather than reusing an older result.
+* A record that cannot be read back as it was put (undecodable arrays, arrays whose length
+  is not the key's shard length, a key that does not match its digest) is damaged: `get`
+  logs a warning naming the file and the unit and returns None, so the engine recomputes
+  the unit and its `put` replaces the record. A damaged *file* raises `StoreError`.
 * Records with ``error`` or ``skipped`` are stored and returned like any other: `get` does
   not judge them; the engine decides whether a stored error counts as finished (it does:
   rerunning a deterministic failure gives the same failure) or is retried.
@@ -278,9 +282,22 @@ class ResultStore:
             if robust_array.dtype != np.bool_ or distance_array.dtype.kind != "f" or \
                     success_array.dtype != np.bool_:
                 raise ValueError("unexpected array types")
+            sizes = {robust_array.shape, distance_array.shape, success_array.shape}
+            allowed = {(key.shard_size,)} | ({(0,)} if error is not None or skipped is not None
+                                             else set())
+            if len(sizes) != 1 or not sizes <= allowed:
+                raise ValueError(f"arrays of shapes {sorted(sizes)} for a shard of "
+                                 f"{key.shard_size} samples")
             details_list = json.loads(details)
+            if not isinstance(details_list, list):
+                raise ValueError("violation details are not a list")
         except (ValueError, TypeError, OSError, EOFError) as exc:
-            raise self._damaged(exc) from exc
+            # One damaged record (a bad disk sector, a foreign writer): recompute that unit;
+            # its `put` replaces the record.
+            logger.warning("result store %s: ignoring a damaged record of %s %s eps=%g, "
+                           "samples %d-%d (%s); it will be recomputed", self.path, key.attack,
+                           key.norm, key.eps, key.shard_start, key.shard_stop, exc)
+            return None
         return UnitRecord(key=key, robust=robust_array,
                           distances=distance_array.astype(np.float64, copy=False),
                           queries=int(queries), seconds=float(seconds),

@@ -70,6 +70,10 @@ def load_matrix_file(path: Path) -> ThreatMatrix:
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: invalid TOML: {exc}; fix the syntax there "
                           f"({_FORMAT_HINT})") from exc
+    except (ValueError, RecursionError) as exc:  # an integer of 4300+ digits, deep nesting
+        detail = " ".join(str(exc).split(";")[0].split())[:160]
+        raise MatrixError(f"{path}: cannot read the TOML ({type(exc).__name__}: {detail}); "
+                          f"write ordinary numbers and tables ({_FORMAT_HINT})") from exc
     return matrix_from_dict(document, source=str(path))
 
 
@@ -168,12 +172,16 @@ def _eps(value: Any, where: str, fail: Fail) -> float:
         try:
             eps = parse_eps(value)
         except ThreatModelError:
-            raise fail(where, f"cannot read eps {value!r}; {hint}") from None
+            raise fail(where, f"cannot read eps {value[:40]!r} as a finite number; "
+                       f"{hint}") from None
     else:
-        eps = float(value)
+        try:
+            eps = float(value)
+        except OverflowError:  # an integer beyond the float range
+            eps = math.inf
     if not math.isfinite(eps) or eps <= 0:
-        raise fail(where, f"eps must be a finite number greater than 0, got {_show(value)}; "
-                   f"{hint}")
+        shown = _show(value) if len(_show(value)) <= 40 else _show(value)[:37] + "..."
+        raise fail(where, f"eps must be a finite number greater than 0, got {shown}; {hint}")
     return eps
 
 

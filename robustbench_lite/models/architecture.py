@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from robustbench_lite.errors import ModelLoadError
+from robustbench_lite.limits import MAX_CLASSES, gib, memory_bytes
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,80 @@ class Architecture:
     dataset: str | None = None
 
     def create(self, **overrides: Any) -> nn.Module:
+        """A fresh module built with `defaults` updated by ``overrides``; `ModelLoadError`
+        for arguments out of range (`check_size_arguments`), a module too large for this
+        machine's memory (`checked_build`) or arguments the builder rejects."""
+        check_size_arguments(overrides, "`arch_kwargs`")
         kwargs = {**self.defaults, **overrides}
-        try:
-            return self.build(**kwargs)
-        except TypeError as exc:
-            raise ModelLoadError(f"cannot build architecture {self.name!r} with arguments "
-                                 f"{kwargs}: {exc}") from exc
+        module: nn.Module = checked_build(self.build, kwargs, f"architecture {self.name!r}")
+        return module
+
+
+#: Accepted ranges of the size arguments of the built-in architectures (and of any
+#: architecture taking arguments of these names): values outside them are typos or hostile
+#: metadata, and some (``depth``) would make building the module itself take hours.
+SIZE_ARGUMENTS: dict[str, tuple[int, int]] = {
+    "num_classes": (1, MAX_CLASSES - 1),
+    "in_channels": (1, 1024),
+    "depth": (1, 1000),
+    "widen_factor": (1, 1024),
+}
+
+
+def check_size_arguments(kwargs: Mapping[str, Any], where: str,
+                         fix: str = "correct it") -> None:
+    """`ModelLoadError` naming ``where`` (e.g. ```arch_kwargs```, or a file's metadata),
+    the argument and the ``fix`` when one of `SIZE_ARGUMENTS` is not a whole number in its
+    range."""
+    for name, (low, high) in SIZE_ARGUMENTS.items():
+        if name not in kwargs:
+            continue
+        value = kwargs[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ModelLoadError(f"{where} {name} must be a whole number from {low} to "
+                                 f"{high}, got {shown}; {fix}")
+
+
+def module_bytes(build: Callable[..., Any], kwargs: Mapping[str, Any]) -> int | None:
+    """Bytes of the parameters and buffers ``build(**kwargs)`` would allocate, measured by
+    building it on the ``meta`` device (no memory is allocated); None when the builder does
+    not run there (it then runs as usual, and fails as usual)."""
+    try:
+        with torch.device("meta"):
+            module = build(**kwargs)
+    except Exception:
+        return None
+    if not isinstance(module, nn.Module):
+        return None
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+
+def checked_build(build: Callable[..., Any], kwargs: Mapping[str, Any], label: str) -> Any:
+    """``build(**kwargs)``, refused with `ModelLoadError` before any memory is allocated when
+    the module would not fit in this machine's memory; any exception of the builder becomes
+    a one-line `ModelLoadError` naming ``label`` and the arguments."""
+    needed, available = module_bytes(build, kwargs), memory_bytes()
+    if needed is not None and needed > available:
+        raise ModelLoadError(f"{label} with arguments {_shown(kwargs)} would need "
+                             f"{gib(needed)} for its weights, more than this machine's "
+                             f"{gib(available)} of memory; check "
+                             "`arch_kwargs` (e.g. num_classes)")
+    try:
+        return build(**kwargs)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise ModelLoadError(f"cannot build {label} with arguments {_shown(kwargs)}: "
+                             f"{type(exc).__name__}: {first}; check `arch_kwargs`") from exc
+
+
+def _shown(kwargs: Mapping[str, Any]) -> str:
+    text = repr(dict(kwargs))
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def import_architecture(spec: str) -> Callable[..., nn.Module]:

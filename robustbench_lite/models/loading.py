@@ -26,7 +26,11 @@ from robustbench_lite.errors import (
 from robustbench_lite.models.adapter import HEADER_BYTES, LoadRequest, ModelAdapter
 from robustbench_lite.models.adapters.safetensors_file import recorded_architecture
 from robustbench_lite.models.adapters.sniff import is_safetensors, is_zip, zip_names
-from robustbench_lite.models.architecture import import_architecture
+from robustbench_lite.models.architecture import (
+    check_size_arguments,
+    checked_build,
+    import_architecture,
+)
 from robustbench_lite.models.normalize import Normalized
 from robustbench_lite.models.robust_model import RobustModel, file_sha256
 from robustbench_lite.tasks.base import Task
@@ -38,11 +42,17 @@ PROBE_SAMPLES = 8
 
 
 def architecture_builder(spec: str, kwargs: Mapping[str, Any], catalogue: Catalogue,
-                         num_classes: int | None) -> Callable[[], nn.Module]:
+                         num_classes: int | None,
+                         where: str = "`arch_kwargs`",
+                         fix: str = "correct it") -> Callable[[], nn.Module]:
     """A zero-argument builder for ``--arch`` (registered name or ``module:Class``).
 
     Registered architectures get ``num_classes`` from the dataset unless ``kwargs`` sets it.
+    ``kwargs`` are checked at once (`check_size_arguments`, errors naming ``where`` and
+    ``fix``); the builder refuses a module too large for this machine before allocating it
+    (`checked_build`).
     """
+    check_size_arguments(kwargs, where, fix)
     if spec in catalogue.architectures.names():
         arch = catalogue.architectures.get(spec)
         extra = dict(kwargs)
@@ -55,11 +65,7 @@ def architecture_builder(spec: str, kwargs: Mapping[str, Any], catalogue: Catalo
     factory = import_architecture(spec)
 
     def build() -> nn.Module:
-        try:
-            module = factory(**kwargs)
-        except Exception as exc:
-            raise ModelLoadError(f"`arch` {spec} with `arch_kwargs` {dict(kwargs)} failed: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+        module = checked_build(factory, kwargs, f"`arch` {spec}")
         if not isinstance(module, nn.Module):
             raise ModelLoadError(f"`arch` {spec} returned {type(module).__name__}, "
                                  "not a torch.nn.Module")
@@ -102,13 +108,17 @@ def load_model(path: Path, *, catalogue: Catalogue, input_shape: tuple[int, ...]
         header = handle.read(HEADER_BYTES)
     if not header:
         raise ModelLoadError(f"{path} is empty")
+    where, fix = "`arch_kwargs`", "correct it"
     if arch is None and is_safetensors(path, header):
         recorded = recorded_architecture(path)
         if recorded is not None and recorded[0] in catalogue.architectures.names():
             logger.info("%s names its architecture %r; using it", path.name, recorded[0])
+            if not arch_kwargs:
+                where = f"{path}: metadata arch_kwargs"
+                fix = "re-save the file, or give `arch_kwargs` to override its metadata"
             arch, arch_kwargs = recorded[0], arch_kwargs or recorded[1]
-    builder = architecture_builder(arch, arch_kwargs or {}, catalogue, num_classes) \
-        if arch else None
+    builder = architecture_builder(arch, arch_kwargs or {}, catalogue, num_classes, where,
+                                   fix) if arch else None
     adapter = _choose_adapter(path, header, catalogue, format_name)
     logger.debug("loading %s as %s", path, adapter.name)
     loaded = adapter.load(LoadRequest(path, header, trust_model, arch, builder))

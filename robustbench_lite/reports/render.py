@@ -16,6 +16,7 @@ from robustbench_lite.reports.bidi import neutralise_bidi
 from robustbench_lite.reports.charts import robustness_charts
 from robustbench_lite.reports.loader import template_errors, template_loader
 from robustbench_lite.reports.sections import ReportSection, section_data, section_template_dirs
+from robustbench_lite.reports.stub import stub_result
 from robustbench_lite.results import AuditResult, PerClassRow, threat_label
 from robustbench_lite.threat import norm_label, targeted_prefix
 from robustbench_lite.verdict import verdict
@@ -176,12 +177,31 @@ def cost_rows(result: AuditResult) -> list[dict[str, Any]]:
 
 def check_templates(template_dirs: Sequence[Path] = (),
                     sections: Sequence[ReportSection] = ()) -> None:
-    """Load and compile the report template and every section template, so a broken
-    ``--template-dir`` fails before an audit runs; `ReportTemplateError` otherwise."""
+    """Load and compile the report template and every section template, then render the
+    report on a made-up result with every optional part (`stub.stub_result`), so a broken
+    ``--template-dir`` (a syntax error, or an error at render time such as ``{{ 1/0 }}``)
+    fails before an audit runs; `ReportTemplateError` otherwise. (A plugin section that
+    fails on the made-up result is shown as failed there, as in a real report.)"""
     env = environment(template_dirs, section_template_dirs(sections))
     with template_errors():
         for name in [TEMPLATE, *(section.template for section in sections)]:
             env.get_template(name)
+    render_html(stub_result(), template_dirs, sections)
+
+
+def _render_failure(name: str, exc: Exception) -> ReportTemplateError:
+    """One line for an exception raised while rendering the template ``name``: its type,
+    message and, where the traceback shows it, the template file and line at fault."""
+    where = ""
+    trace = exc.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        if not filename.endswith(".py") and not filename.startswith("<"):
+            where = f" (at {filename}, line {trace.tb_lineno})"
+        trace = trace.tb_next
+    detail = " ".join(str(exc).split())[:300]
+    return ReportTemplateError(f"template {name} failed to render: {type(exc).__name__}: "
+                               f"{detail}{where}; fix the template")
 
 
 def render_sections(env: jinja2.Environment, sections: Sequence[ReportSection],
@@ -236,4 +256,8 @@ def render_html(result: AuditResult, template_dirs: Sequence[Path] = (),
         "section_html": section_html,
     }
     with template_errors():
-        return env.get_template(TEMPLATE).render(**context)
+        template = env.get_template(TEMPLATE)
+    try:
+        return template.render(**context)
+    except Exception as exc:
+        raise _render_failure(TEMPLATE, exc) from exc

@@ -31,10 +31,16 @@ class SafetensorsAdapter(ModelAdapter):
         return build_from_state_dict(request, tensors, self.name)
 
 
+#: Longest ``arch_kwargs`` metadata read: keyword arguments are a few short values.
+MAX_ARCH_KWARGS_CHARS = 10_000
+
+
 def recorded_architecture(path: Path) -> tuple[str, dict[str, Any]] | None:
     """The ``architecture`` a safetensors file's metadata names and its ``arch_kwargs``
     (a JSON object; empty when absent), or None (no such metadata, or not a readable
-    safetensors file)."""
+    safetensors file). `ModelLoadError`, naming the file and the key, when the metadata
+    names an architecture but its ``arch_kwargs`` is not a small JSON object of plain
+    values (the values themselves are checked when the architecture is built)."""
     try:
         with safe_open(str(path), "pt") as handle:
             metadata = handle.metadata() or {}
@@ -43,8 +49,22 @@ def recorded_architecture(path: Path) -> tuple[str, dict[str, Any]] | None:
     name = metadata.get("architecture")
     if not isinstance(name, str) or not name:
         return None
+    text = metadata.get("arch_kwargs") or "{}"
+    fix = "re-save the file, or give `arch` and `arch_kwargs` to override its metadata"
+    if len(text) > MAX_ARCH_KWARGS_CHARS:
+        raise ModelLoadError(f"{path}: metadata arch_kwargs is {len(text):,} characters long, "
+                             f"not a few keyword arguments; {fix}")
     try:
-        kwargs = json.loads(metadata.get("arch_kwargs") or "{}")
-    except json.JSONDecodeError:
-        return None
-    return (name, kwargs) if isinstance(kwargs, dict) else None
+        kwargs = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ModelLoadError(f"{path}: metadata arch_kwargs is not valid JSON "
+                             f"({type(exc).__name__}: {str(exc)[:80]}); {fix}") from exc
+    if not isinstance(kwargs, dict) or not all(
+            isinstance(value, (str, int, float, bool, type(None))) for value in kwargs.values()):
+        raise ModelLoadError(f"{path}: metadata arch_kwargs must be a JSON object of plain "
+                             f"values such as {{\"num_classes\": 10}}, got {text[:60]!r}; {fix}")
+    return name, kwargs
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
