@@ -154,9 +154,13 @@ def prepare(model: RobustModel | str | Path | None = None,
             fast: bool = False, shard_size: int | None = None, store: Path | None = None,
             split: str = "test", n_samples: int | None = None, examples: int = 6,
             checks: bool = True, task: str = DEFAULT_TASK,
-            cell_time_limit: float | None = None,
+            cell_time_limit: float | None = None, draws: int | None = None,
             show_progress: bool = False, command: str = "",
-            manager: PluginManager | None = None) -> AuditJob:
+            manager: PluginManager | None = None,
+            smoothing_sigma: float | None = None,
+            smoothing_n0: int = AuditSettings.smoothing_n0,
+            smoothing_n: int = AuditSettings.smoothing_n,
+            smoothing_alpha: float = AuditSettings.smoothing_alpha) -> AuditJob:
     """Load and check the model, data, matrix and attacks (cheap checks first, so a typo
     fails before any data is read); see `audit` for the arguments."""
     manager = manager or default_plugin_manager()
@@ -188,7 +192,9 @@ def prepare(model: RobustModel | str | Path | None = None,
         seen.add(other.name)
     settings = AuditSettings(seed=seed, batch_size=batch_size, show_progress=show_progress,
                              command=command, fast=fast, shard_size=shard_size,
-                             examples=examples, cell_time_limit=cell_time_limit,
+                             examples=examples, cell_time_limit=cell_time_limit, draws=draws,
+                             smoothing_sigma=smoothing_sigma, smoothing_n0=smoothing_n0,
+                             smoothing_n=smoothing_n, smoothing_alpha=smoothing_alpha,
                              matrix={"name": plan.name, "version": plan.version})
     held_out = None
     if data_spec is not None:
@@ -237,8 +243,12 @@ def audit(model: RobustModel | str | Path | None = None, data: EvalData | str | 
     ``examples`` (example images to capture), ``checks`` (run the registered sanity checks;
     their adaptive fallbacks add ``NAME+TAG`` attacks), ``task`` (the registered task that
     judges the model: ``classification`` by default), ``cell_time_limit`` (seconds one
-    unit may run before it fails with a time-limit error; None: no limit),
-    ``show_progress``.
+    unit may run before it fails with a time-limit error; None: no limit), ``draws``
+    (forward draws per judged example of a randomised model; None: enough for a standard
+    error under one point),
+    ``show_progress``, ``smoothing_sigma`` (add the randomized-smoothing certificate at this
+    noise level; None: not computed) with ``smoothing_n0``, ``smoothing_n`` and
+    ``smoothing_alpha`` (its selection draws, estimation draws and failure probability).
     """
     return run_job(prepare(model, data, **kwargs))
 

@@ -33,11 +33,12 @@ from robustbench_lite.catalogue import Catalogue, catalogue_for
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import load_dataset
 from robustbench_lite.defenses.base import DefenseContext
+from robustbench_lite.defenses.gaussian import GaussianAugmentation
 from robustbench_lite.defenses.spec import build_recipe
 from robustbench_lite.errors import DefenseError
 from robustbench_lite.matrix.core import ThreatMatrix
 from robustbench_lite.models.normalize import Normalized
-from robustbench_lite.models.robust_model import RobustModel
+from robustbench_lite.models.robust_model import LoadInfo, RobustModel, file_sha256
 from robustbench_lite.plugin_host import PluginManager, default_plugin_manager
 from robustbench_lite.reports.diff import render_diff_html
 from robustbench_lite.reports.outputs import write_outputs
@@ -115,13 +116,17 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
     """Harden ``model`` (a file, a bundled name, None for the default model) with
     ``defenses`` (specs such as ``pgd-at:steps=10``) on the train split of ``data``, auditing
     it before and after on the test split with ``matrix``. See the module docstring for the
-    files written into ``out``; ``cell_time_limit`` as for `robustbench_lite.api.audit`."""
+    files written into ``out``; ``cell_time_limit`` as for `robustbench_lite.api.audit`.
+    With ``gaussian-augmentation`` among the defenses both audits add the
+    randomized-smoothing certificate at its sigma."""
     settings = settings or HardenSettings()
     options = options or ModelOptions()
     manager = manager or default_plugin_manager()
     catalogue = catalogue_for(manager)
     recipe = build_recipe(defenses, catalogue)
+    noise = next((d for d in recipe.defenses if isinstance(d, GaussianAugmentation)), None)
     prepare_audit = partial(prepare, matrix=matrix, options=options, transfer=transfer,
+                            smoothing_sigma=None if noise is None else noise.sigma,
                             seed=settings.seed, n_samples=n_samples, device=device,
                             cell_time_limit=cell_time_limit, show_progress=show_progress,
                             command=command, manager=manager)
@@ -131,17 +136,22 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
         if before_job.data_spec is not None else before_job.data
     recipe.prepare(DefenseContext(catalogue, train, before_job.model.device))
     before = run_job(before_job)
-    module = recipe.transform(_starting_module(before_job.model, from_scratch, architecture,
-                                               options, manager))
+    starting = _starting_module(before_job.model, from_scratch, architecture, options,
+                                manager)
+    module = recipe.transform(starting)
+    # A defense that wraps the network (a preprocessing step, a denoiser) makes a model the
+    # architecture's weights alone would not reproduce: model.pt is then the only output.
+    saved_architecture = architecture if module is starting else None
     start = "scratch" if from_scratch else before_job.model.sha256
     hardener = Hardener(module, recipe, train, settings, out, start)
     trained = bake(hardener.run(resume=resume, show_progress=show_progress))
-    paths = save_model(trained, architecture,
+    paths = save_model(trained, saved_architecture,
                        before_job.data.x[:1].to(before_job.model.device), out,
                        options.arch_kwargs)
     paths.update(_write_log(hardener.log, out))
     hardened = _reopen(paths, architecture, options, before_job.model, catalogue,
-                       before_job.data)
+                       before_job.data) if saved_architecture is not None or module is starting \
+        else _wrapped(trained, paths["torchscript"], before_job.model)
     after = run_job(prepare_audit(hardened, before_job.data,
                                   store=out / "after" / "results.sqlite"))
     sections = catalogue.report_sections_for(before.task.name)
@@ -150,6 +160,17 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
     paths["comparison"] = out / "comparison.html"
     atomic_write_text(paths["comparison"], render_diff_html(before, after))
     return HardenOutcome(before, after, hardener.log, paths)
+
+
+def _wrapped(trained: nn.Module, saved: Path, original: RobustModel) -> RobustModel:
+    """A wrapped network (preprocessing, denoiser) as the Python module that was trained:
+    the after-audit then reaches inside it (BPDA passes gradients through its rounding,
+    which TorchScript would hide). It computes what the saved ``model.pt`` computes."""
+    return RobustModel(trained.eval(), original.input_shape, original.num_classes,
+                       f"{original.name} (hardened)", file_sha256(saved),
+                       LoadInfo("python module (saved as model.pt)", notes=(
+                           "audited as the trained Python module; model.pt holds it as "
+                           "TorchScript",)), original.task, original.device)
 
 
 def _reopen(paths: dict[str, Path], architecture: str | None, options: ModelOptions,

@@ -27,10 +27,11 @@ from robustbench_lite.results_schema import (
 )
 from robustbench_lite.threat import RANDOM_TARGETS, norm_label, targeted_prefix
 
-#: Version 2 adds the task, target modes, per-cell objectives and the stage notes.
-SCHEMA_VERSION = 2
+#: Version 2 adds the task, target modes, per-cell objectives and the stage notes; version 3
+#: the judgement of randomised models (draws, standard errors).
+SCHEMA_VERSION = 3
 #: Older versions `from_dict` still reads (their missing fields take their defaults).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def threat_label(norm: str, eps: float, targeted: bool = False,
@@ -95,6 +96,7 @@ class CellResult:
     target_mode: str | None = None
     n_attacked: Count | None = None
     targets_sha256: str | None = None
+    standard_error: Fraction | None = None
 
 
 @dataclass
@@ -109,6 +111,7 @@ class ThreatSummary:
     targeted: bool = False
     target_mode: str | None = None
     success_rate: Fraction | None = None
+    standard_error: Fraction | None = None
 
 
 @dataclass
@@ -122,6 +125,19 @@ class StageNote:
     subject: str
     status: str
     reason: str
+
+
+@dataclass
+class Judgement:
+    """How samples were judged. A ``randomised`` model (two forward passes of one input
+    differ) is judged in expectation: each example over ``draws`` forward draws, twice
+    (`robustbench_lite.host.expectation`); its accuracies are means of per-sample scores,
+    each with a ``standard_error`` from the draws (``clean_standard_error`` for the clean
+    accuracy). A deterministic model has one draw and no standard errors."""
+
+    randomised: bool = False
+    draws: Count = 1
+    clean_standard_error: Fraction | None = None
 
 
 @dataclass
@@ -253,10 +269,44 @@ class CertifiedKeys:
 
 
 @dataclass
+class SmoothedRadiusKeys:
+    """One radius of ``certificate.smoothing.certified``."""
+
+    radius: NonNegative
+    accuracy: Fraction
+
+
+@dataclass
+class SmoothingKeys:
+    """``certificate.smoothing`` (`robustbench_lite.engine.smoothing`): ``available`` and,
+    when true, the noise level and Monte Carlo budget, the shares of samples the smoothed
+    classifier abstained on and classifies correctly, and ``certified``; when false the
+    ``reason``."""
+
+    available: bool
+    reason: str | None = None
+    sigma: NonNegative | None = None
+    n0: Count | None = None
+    n: Count | None = None
+    alpha: Fraction | None = None
+    abstained: Fraction | None = None
+    accuracy: Fraction | None = None
+    certified: list[Annotated[dict[str, Any], Keys(SmoothedRadiusKeys)]] = field(
+        default_factory=list)
+
+    @classmethod
+    def required_keys(cls, row: dict[str, Any]) -> tuple[str, ...]:
+        if row.get("available") is True:
+            return ("sigma", "n0", "n", "alpha", "abstained", "certified")
+        return ("reason",)
+
+
+@dataclass
 class CertificateKeys:
     """The ``certificate`` (`robustbench_lite.engine.certificate.certificate`): empty when
     none was computed; else ``available`` and, when true, ``lipschitz``, ``median_radius``
-    and ``certified``, when false the ``reason``."""
+    and ``certified``, when false the ``reason``; ``smoothing`` (optional) holds the
+    randomized-smoothing certificate."""
 
     available: bool = False
     reason: str | None = None
@@ -264,6 +314,7 @@ class CertificateKeys:
     median_radius: NonNegative | None = None
     certified: list[Annotated[dict[str, Any], Keys(CertifiedKeys)]] = field(
         default_factory=list)
+    smoothing: Annotated[dict[str, Any], Keys(SmoothingKeys)] | None = None
 
     @classmethod
     def required_keys(cls, row: dict[str, Any]) -> tuple[str, ...]:
@@ -293,6 +344,7 @@ class AuditResult:
     certificate: Annotated[dict[str, Any], Keys(CertificateKeys)] = field(default_factory=dict)
     task: TaskInfo = field(default_factory=TaskInfo)
     notes: list[StageNote] = field(default_factory=list)
+    judgement: Judgement = field(default_factory=Judgement)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored fields as plain data, with ``schema_version`` (``results.json`` adds

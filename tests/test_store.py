@@ -245,7 +245,7 @@ def test_a_schema_1_store_is_migrated_and_its_old_cells_never_reused(tmp_path: P
         assert got is not None and got.success is not None
         assert got.success.tolist() == success.tolist()
     with sqlite3.connect(path) as check:
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:

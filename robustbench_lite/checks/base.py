@@ -23,7 +23,7 @@ import torch
 
 from robustbench_lite.attacks.base import Attack, AttackKind, LogitsFn
 from robustbench_lite.data.eval_data import EvalData
-from robustbench_lite.host.attack import CLASSIFICATION, attack_batch, batch_seed
+from robustbench_lite.host.attack import CLASSIFICATION, BatchResult, attack_batch, batch_seed
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import AuditResult, SanityCheck
 from robustbench_lite.tasks.base import Task
@@ -59,12 +59,15 @@ class CellOutcome:
     """One finished cell's per-sample outcome over the evaluation data: ``robust`` (the
     sample withstood the attack: untargeted, still correct; targeted, its target not
     reached) and ``attacked`` (it was attacked: correct on clean input, with a target for a
-    targeted threat model, and in cascade mode left robust by earlier attacks)."""
+    targeted threat model, and in cascade mode left robust by earlier attacks). For a
+    randomised model ``robust`` is the majority of the draws and ``expected`` holds each
+    sample's fresh expected correctness (`robustbench_lite.host.expectation`)."""
 
     attack: Attack
     threat: ThreatModel
     robust: np.ndarray
     attacked: np.ndarray
+    expected: np.ndarray | None = None
 
 
 def broken(outcome: CellOutcome) -> int:
@@ -84,7 +87,8 @@ def strongest(outcomes: Iterable[CellOutcome]) -> CellOutcome | None:
 class CheckContext:
     """What a check sees. ``probe_x``/``probe_y`` are up to `PROBE_SAMPLES` samples the
     task judges correct, on the model's device. ``result`` and ``outcomes`` are set for
-    ``after`` checks; ``before`` checks add to ``adaptations``."""
+    ``after`` checks; ``before`` checks add to ``adaptations``. ``draws`` > 1: the model is
+    randomised and the host judges each example over that many forward draws."""
 
     model: RobustModel
     data: EvalData
@@ -94,6 +98,7 @@ class CheckContext:
     probe_y: torch.Tensor
     seed: int
     task: Task = CLASSIFICATION
+    draws: int = 1
     result: AuditResult | None = None
     outcomes: list[CellOutcome] = field(default_factory=list)
     adaptations: list[Adaptation] = field(default_factory=list)
@@ -108,11 +113,16 @@ class CheckContext:
 
     def robust_on_probe(self, attack: Attack, threat: ThreatModel) -> torch.Tensor:
         """Attack the probe batch through the host (seeded, verified) at the untargeted
-        ``threat``; True where the task still judges the model right."""
-        outcome = attack_batch(attack, self.model, self.probe_x, self.probe_y, threat,
-                               batch_seed(self.seed, attack, threat, CHECK_BATCH),
-                               task=self.task)
-        return outcome.correct.cpu()
+        ``threat``; True where the task still judges the model right (randomised models: in
+        the majority of the draws)."""
+        return self.attack_probe(attack, threat).correct.cpu()
+
+    def attack_probe(self, attack: Attack, threat: ThreatModel) -> BatchResult:
+        """The host's whole judgement of ``attack`` on the probe batch at the untargeted
+        ``threat`` (with expectation scores for a randomised model)."""
+        return attack_batch(attack, self.model, self.probe_x, self.probe_y, threat,
+                            batch_seed(self.seed, attack, threat, CHECK_BATCH),
+                            task=self.task, draws=self.draws)
 
     def finished(self) -> AuditResult:
         """The finished audit; only ``after`` checks may ask."""

@@ -5,7 +5,9 @@ iterative attacks beat single-step ones, and no black-box, noise or transfer att
 white-box ones. Nothing here attacks.
 
 Comparisons of cells allow one sample (``1 / n``) on top of their margin, so that the noise
-of random starts alone never fails an audit.
+of random starts alone never fails an audit. For a randomised model, judged in expectation,
+they compare mean expected correctness instead of counted samples, and allow three standard
+errors of the difference (from the draws) on top of their margin.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from robustbench_lite.checks.base import (
     CheckStage,
     strongest,
 )
+from robustbench_lite.host.expectation import standard_error
 from robustbench_lite.results import SanityCheck, threat_label
 from robustbench_lite.threat import ThreatModel
 
@@ -59,6 +62,22 @@ def threat_name(threat: ThreatModel) -> str:
     return threat_label(threat.norm.value, threat.eps, threat.targeted)
 
 
+#: Standard errors of a difference of expectations allowed before a comparison fails.
+STANDARD_ERRORS = 3.0
+
+
+def expected_gap(weaker: CellOutcome, stronger: CellOutcome, over: np.ndarray,
+                 draws: int) -> tuple[float, float] | None:
+    """Randomised models: the mean expected correctness under ``weaker`` minus that under
+    ``stronger`` over the samples ``over``, and the standard error of that difference from
+    the draws; None for a deterministic model or no sample."""
+    if weaker.expected is None or stronger.expected is None or not over.any():
+        return None
+    a, b = weaker.expected[over], stronger.expected[over]
+    errors = [standard_error(scores, draws) for scores in (a, b)]
+    return float(a.mean() - b.mean()), math.hypot(*errors)
+
+
 def is_iterative(attack: Attack) -> bool:
     """A gradient attack that takes more than one step."""
     return attack.kind is AttackKind.GRADIENT and not attack.single_step
@@ -91,7 +110,10 @@ class MonotoneCheck(Check):
         compared = [points for points in series.values() if len(points) > 1]
         if not compared:
             return None
-        tolerance = 1 / max(result.data.n_samples, 1) + FLOAT_TOLERANCE
+        errors = [c.standard_error or 0.0 for c in result.cells] + [
+            r.standard_error or 0.0 for r in result.robust_accuracy]
+        tolerance = 1 / max(result.data.n_samples, 1) + FLOAT_TOLERANCE + \
+            STANDARD_ERRORS * math.sqrt(2) * max(errors, default=0.0)
         rises = [(larger[1] - smaller[1], key, smaller, larger)
                  for key, points in series.items()
                  for smaller, larger in _rises(sorted(points))]
@@ -148,10 +170,22 @@ class IterativeCheck(Check):
                                if o.attack.kind is AttackKind.GRADIENT and o.attack.single_step)
             if iterative is None or single is None:
                 continue
-            n = int((iterative.attacked | single.attacked).sum())
+            covered = iterative.attacked | single.attacked
+            n = int(covered.sum())
+            names = (single.attack.name, iterative.attack.name)
+            gap = expected_gap(iterative, single, covered, context.draws)
+            if gap is not None:  # randomised: compare expectations
+                difference, error = gap
+                findings.append((difference - SINGLE_STEP_MARGIN - STANDARD_ERRORS * error,
+                                 f"at {threat_name(threat)} expected accuracy under "
+                                 f"{names[1]} is {difference:+.1%} (± {error:.1%}) from "
+                                 f"{names[0]}'s over {n} samples",
+                                 {"threat": threat_name(threat), "single_step": names[0],
+                                  "iterative": names[1], "difference": difference,
+                                  "standard_error": error, "samples": n}))
+                continue
             single_wins, iterative_wins = _wins(single, iterative), _wins(iterative, single)
             margin = max(SINGLE_STEP_MARGIN, 1 / n) + FLOAT_TOLERANCE
-            names = (single.attack.name, iterative.attack.name)
             findings.append(((single_wins - iterative_wins) / n - margin,
                              f"at {threat_name(threat)} {names[0]} broke {single_wins} of {n} "
                              f"samples that the strongest iterative attack ({names[1]}) left "
@@ -187,7 +221,7 @@ class WhiteBoxCheck(Check):
                    "attack failed.")
 
     def run(self, context: CheckContext) -> SanityCheck | None:
-        findings = self._black_box(context.outcomes) + self._transfer(context)
+        findings = self._black_box(context.outcomes, context.draws) + self._transfer(context)
         if not findings:
             return None
         excess, message, details = max(findings, key=lambda finding: finding[0])
@@ -198,11 +232,13 @@ class WhiteBoxCheck(Check):
                            f"the white-box attacks beyond noise (closest: {message})", details)
 
     @staticmethod
-    def _black_box(outcomes: Sequence[CellOutcome]) -> list[tuple[float, str, dict[str, Any]]]:
+    def _black_box(outcomes: Sequence[CellOutcome],
+                   draws: int = 1) -> list[tuple[float, str, dict[str, Any]]]:
         """Per threat model and non-gradient attack: samples it broke that every gradient
         attack attacked and left robust, as a share of the samples the gradient attacks
         attacked (all correctly classified ones in full mode; in cascade mode the
-        non-gradient attack may have seen only the leftovers)."""
+        non-gradient attack may have seen only the leftovers). Randomised models: how far
+        its expected accuracy is below the best gradient attack's, on the same samples."""
         findings = []
         for threat, cells in by_threat(outcomes).items():
             gradient = [o for o in cells if o.attack.kind is AttackKind.GRADIENT]
@@ -215,6 +251,18 @@ class WhiteBoxCheck(Check):
             survived = covered & np.logical_and.reduce([o.robust | ~o.attacked
                                                         for o in gradient])
             for other in (o for o in cells if o.attack.kind in _NON_GRADIENT):
+                gaps = [(gap, o) for o in gradient
+                        if (gap := expected_gap(o, other, covered, draws)) is not None]
+                if gaps:
+                    (difference, error), best = min(gaps, key=lambda item: item[0][0])
+                    findings.append((difference - BLACK_BOX_MARGIN - STANDARD_ERRORS * error,
+                                     f"{other.attack.name} leaves {difference:.1%} "
+                                     f"(± {error:.1%}) less expected accuracy than "
+                                     f"{best.attack.name} at {threat_name(threat)}",
+                                     {"attack": other.attack.name,
+                                      "threat": threat_name(threat), "difference": difference,
+                                      "standard_error": error, "samples": n}))
+                    continue
                 only = int((survived & other.attacked & ~other.robust).sum())
                 share = only / n
                 findings.append((share - max(BLACK_BOX_MARGIN, 1 / n) - FLOAT_TOLERANCE,

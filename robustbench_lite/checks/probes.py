@@ -21,6 +21,7 @@ from robustbench_lite.checks.adapt import (
     straight_through,
 )
 from robustbench_lite.checks.base import Adaptation, Check, CheckContext, CheckStage
+from robustbench_lite.host.expectation import RANDOM_TOLERANCE
 from robustbench_lite.results import SanityCheck
 from robustbench_lite.tasks.objective import ModelFn, Objective
 from robustbench_lite.threat import Norm, ThreatModel
@@ -29,10 +30,6 @@ from robustbench_lite.threat import Norm, ThreatModel
 #: attacks are not trusted (warn up to `GRADIENT_FAIL`, fail above).
 GRADIENT_WARN = 0.01
 GRADIENT_FAIL = 0.10
-
-#: Relative change of the logits between two identical forward passes that counts as
-#: randomness (float noise of a deterministic model is far below).
-RANDOM_TOLERANCE = 1e-4
 
 #: Size of the random input change (Linf) used to see whether inputs matter at all.
 NUDGE = 0.05
@@ -122,7 +119,9 @@ class RandomnessCheck(Check):
                            f"the model is randomised: two passes of the same input differ by "
                            f"{change:.1%} of the logit scale and flip {flipped:.0%} of the "
                            f"predictions; gradient attacks are repeated with Expectation over "
-                           f"Transformation ({EOT_SAMPLES} passes, +eot cells)", details)
+                           f"Transformation ({EOT_SAMPLES} passes, +eot cells), and every "
+                           f"example is judged in expectation over {context.draws} draws",
+                           details)
 
 
 class ProbabilitiesCheck(Check):

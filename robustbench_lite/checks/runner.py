@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 def probe_context(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[Attack],
                   threats: Sequence[ThreatModel], correct: torch.Tensor,
-                  seed: int) -> CheckContext:
+                  seed: int, draws: int = 1) -> CheckContext:
     """The context of a run's checks; its probe batch is the first `PROBE_SAMPLES`
     samples the task judges correct. The checks reason about pixel-space balls, so they see
     the Lp threat models only (semantic cells still count in `every attack ran` and `valid
@@ -31,7 +31,8 @@ def probe_context(model: RobustModel, data: EvalData, task: Task, attacks: Seque
     lp_threats = [threat for threat in threats if threat.norm.is_lp]
     return CheckContext(model=model, data=data, attacks=list(attacks), threats=lp_threats,
                         probe_x=data.x[chosen].to(model.device),
-                        probe_y=data.y[chosen].to(model.device), seed=seed, task=task)
+                        probe_y=data.y[chosen].to(model.device), seed=seed, task=task,
+                        draws=draws)
 
 
 def run_checks(checks: Sequence[Check], stage: CheckStage, context: CheckContext,

@@ -23,6 +23,7 @@ from robustbench_lite.cli.options import (
     parse_model_options,
     template_dir_option,
 )
+from robustbench_lite.engine.settings import AuditSettings
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.file_set import complete_interrupted_write
 from robustbench_lite.gates import (
@@ -108,6 +109,10 @@ Examples:
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda, cuda:N or mps, where present.")
 @cell_time_limit_option
+@click.option("--draws", type=click.IntRange(min=2), metavar="N",
+              help="Forward draws per judged example when the model is randomised (each "
+              "example is judged in expectation). [default: enough for a standard error "
+              "under one point, 16 to 128]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("robust-out"), show_default=True, help="Output directory.")
 @click.option("--store/--no-store", "use_store", default=True, show_default=True,
@@ -119,6 +124,19 @@ Examples:
               help="Run the sanity checks (gradient masking, randomness, convergence, ...) "
               "and their adaptive fallback attacks.")
 @click.option("--strict", is_flag=True, help="Exit with code 4 if a sanity check fails.")
+@click.option("--smoothing-sigma", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Add the randomized-smoothing certificate (Cohen et al. 2019) of the model "
+              "smoothed with Gaussian noise of std S (off unless given).")
+@click.option("--smoothing-n0", type=click.IntRange(min=1), metavar="N0",
+              default=AuditSettings.smoothing_n0, show_default=True,
+              help="Noise draws per sample choosing the smoothed prediction.")
+@click.option("--smoothing-n", type=click.IntRange(min=1), metavar="N",
+              default=AuditSettings.smoothing_n, show_default=True,
+              help="Noise draws per sample bounding its probability (more: larger radii).")
+@click.option("--smoothing-alpha", type=click.FloatRange(min=0, max=0.5, min_open=True,
+                                                         max_open=True),
+              metavar="A", default=AuditSettings.smoothing_alpha, show_default=True,
+              help="Failure probability of the smoothing certificate.")
 @template_dir_option
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings, errors and the output paths.")
 @explain_errors
@@ -129,8 +147,10 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
                   task: str, fast: bool, compare_models: tuple[str, ...], transfer: bool,
                   transfer_attack: str, fail_under: str | None, fail_under_at: tuple[str, ...],
                   seed: int, batch_size: int, shard_size: int | None, device: str,
-                  cell_time_limit: float, out_dir: Path, use_store: bool, name: str | None,
-                  n_examples: int, run_checks: bool, strict: bool, template_dirs: tuple[Path, ...],
+                  cell_time_limit: float, draws: int | None, out_dir: Path, use_store: bool,
+                  name: str | None, n_examples: int, run_checks: bool, strict: bool,
+                  smoothing_sigma: float | None, smoothing_n0: int, smoothing_n: int,
+                  smoothing_alpha: float, template_dirs: tuple[Path, ...],
                   quiet: bool) -> None:
     """Audit the robustness of MODEL (a model file or a built-in model name).
 
@@ -158,8 +178,10 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         batch_size=batch_size, device=target, fast=fast, shard_size=shard_size,
         store=out_dir / ResultStore.FILENAME if use_store else None, split=split,
         n_samples=n_samples, examples=n_examples, checks=run_checks, task=task,
-        cell_time_limit=cell_time_limit or None, show_progress=not quiet,
-        command=command_line(click.get_current_context()), manager=manager)
+        cell_time_limit=cell_time_limit or None, draws=draws, show_progress=not quiet,
+        command=command_line(click.get_current_context()), manager=manager,
+        smoothing_sigma=smoothing_sigma, smoothing_n0=smoothing_n0, smoothing_n=smoothing_n,
+        smoothing_alpha=smoothing_alpha)
     click.echo(_first_line(job, model))
     result = run_job(job)
     result.gates = evaluate_gates(result, gates)

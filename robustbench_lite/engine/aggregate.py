@@ -9,6 +9,7 @@ import numpy as np
 
 from robustbench_lite.attacks.base import Attack
 from robustbench_lite.engine.store import UnitRecord
+from robustbench_lite.host.expectation import standard_error
 from robustbench_lite.results import CellResult, CurvePoint, PerClassRow, ThreatSummary
 from robustbench_lite.threat import ThreatModel
 
@@ -17,8 +18,13 @@ CURVE_POINTS = 25
 
 
 def fraction(mask: np.ndarray) -> float:
-    """Exact fraction of True entries (count / total)."""
-    return int(mask.sum()) / len(mask) if len(mask) else 0.0
+    """Exact fraction of True entries (count / total); for per-sample scores in [0, 1],
+    their mean."""
+    if not len(mask):
+        return 0.0
+    if mask.dtype == np.bool_:
+        return int(mask.sum()) / len(mask)
+    return float(mask.sum()) / len(mask)
 
 
 def merge_shards(records: Sequence[UnitRecord]) -> UnitRecord:
@@ -28,13 +34,16 @@ def merge_shards(records: Sequence[UnitRecord]) -> UnitRecord:
     details = list(dict.fromkeys(d for r in records for d in r.violation_details))
     success = [np.zeros(len(r.robust), dtype=bool) if r.success is None else r.success
                for r in records]
+    scores = [r.expectation for r in records if r.expectation is not None
+              and r.expectation.shape[1] == len(r.robust)]
+    expectation = np.concatenate(scores, axis=1) if len(scores) == len(records) else None
     return UnitRecord(
         first.key, np.concatenate([r.robust for r in records]),
         np.concatenate([r.distances for r in records]),
         sum(r.queries for r in records), sum(r.seconds for r in records),
         violations=sum(r.violations for r in records), violation_details=details,
         error=errors[0] if errors else None, skipped=first.skipped,
-        success=np.concatenate(success))
+        success=np.concatenate(success), expectation=expectation)
 
 
 def success_rate(success: np.ndarray, attacked: np.ndarray) -> float | None:
@@ -43,12 +52,25 @@ def success_rate(success: np.ndarray, attacked: np.ndarray) -> float | None:
     return int((success & attacked).sum()) / n_attacked if n_attacked else None
 
 
+def expected_scores(record: UnitRecord, attacked: np.ndarray,
+                    clean: np.ndarray) -> np.ndarray | None:
+    """Randomised models: ``(2, n)`` selection and fresh scores of every sample under the
+    cell (the attack's example where attacked, the clean image elsewhere); None for a
+    deterministic model or a failed cell."""
+    if record.expectation is None or record.error or record.skipped:
+        return None
+    return np.where(attacked, record.expectation[:2], clean)
+
+
 def cell_result(attack: Attack, threat: ThreatModel, objective: str, record: UnitRecord,
                 attacked: np.ndarray, correct: np.ndarray,
-                targets_sha256: str | None = None) -> CellResult:
+                targets_sha256: str | None = None, clean: np.ndarray | None = None,
+                draws: int = 1) -> CellResult:
     """The cell of ``attack`` at ``threat``; ``attacked`` marks the samples it was run on,
     ``correct`` those the task judges correct on clean input (a correct sample that was not
-    attacked, for want of a target, still counts as correct)."""
+    attacked, for want of a target, still counts as correct). For a randomised model
+    ``clean`` holds the ``(2, n)`` clean selection and fresh scores over ``draws`` draws:
+    accuracy is then the mean fresh score, with its standard error."""
     base = CellResult(attack=attack.name, params=attack.params, norm=threat.norm.value,
                       eps=threat.eps, targeted=threat.targeted, accuracy=None,
                       success_rate=None, n_samples=len(attacked), mean_distance=None,
@@ -66,6 +88,12 @@ def cell_result(attack: Attack, threat: ThreatModel, objective: str, record: Uni
     base.success_rate = success_rate(reached, attacked)
     base.mean_distance = float(measured.mean()) if len(measured) else None
     base.max_distance = float(measured.max()) if len(measured) else None
+    scores = None if clean is None else expected_scores(record, attacked, clean)
+    if scores is not None and record.expectation is not None:
+        base.accuracy = fraction(scores[1])
+        base.standard_error = standard_error(scores[1], draws)
+        reached_share = record.expectation[2][attacked]
+        base.success_rate = float(np.nanmean(reached_share)) if len(reached_share) else None
     return base
 
 

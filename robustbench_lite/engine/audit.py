@@ -22,14 +22,15 @@ import logging
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 
 import numpy as np
 import torch
 
 from robustbench_lite.attacks.base import Attack
-from robustbench_lite.checks.base import Check, CheckContext, CheckStage
+from robustbench_lite.checks.base import PROBE_SAMPLES, Check, CheckContext, CheckStage
 from robustbench_lite.checks.runner import adaptive_attacks, probe_context, run_checks
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.aggregate import fraction
@@ -38,15 +39,23 @@ from robustbench_lite.engine.examples import headline_examples
 from robustbench_lite.engine.executor import Executor, InProcessExecutor
 from robustbench_lite.engine.grid import GridResult, run_grid
 from robustbench_lite.engine.settings import AuditSettings
+from robustbench_lite.engine.smoothing import smoothing_certificate
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.engine.transfer import TransferPlan, run_transfer
 from robustbench_lite.errors import NonFiniteOutputError
 from robustbench_lite.host.attack import CLASSIFICATION
+from robustbench_lite.host.expectation import (
+    automatic_draws,
+    expectation,
+    is_randomised,
+    standard_error,
+)
 from robustbench_lite.host.guard import ModelGuard
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import (
     AuditResult,
     DataInfo,
+    Judgement,
     ModelInfo,
     RunInfo,
     SanityCheck,
@@ -84,6 +93,7 @@ class AuditRun:
         timespec="seconds"))
     clean_outputs: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     correct: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.bool))
+    clean_scores: np.ndarray | None = None  # randomised models: (2, n) selection, fresh
     checking: CheckContext | None = None
     findings: list[SanityCheck] = field(default_factory=list)
     grid: GridResult = field(default_factory=GridResult)
@@ -118,11 +128,39 @@ def clean_outputs(model: RobustModel, data: EvalData, batch_size: int) -> torch.
 def _clean(run: AuditRun) -> None:
     run.clean_outputs = clean_outputs(run.model, run.data, run.settings.batch_size)
     run.correct = run.task.correct(run.clean_outputs, run.data.y).cpu()
+    probe = run.data.x[:PROBE_SAMPLES].to(run.model.device)
+    if not is_randomised(run.model, probe):
+        run.settings = replace(run.settings, draws=1)
+        return
+    draws = run.settings.draws or automatic_draws(len(run.data.x))
+    if run.settings.fast:
+        run.note("cells", "", "not applicable", "cascade (--fast) mode is not used for a "
+                 "randomised model: every attack runs on every sample, so that each sample's "
+                 "worst case is an expectation")
+    run.settings = replace(run.settings, draws=draws, fast=False)
+    scores = clean_scores(run.model, run.data, run.task, draws, run.settings.batch_size)
+    run.clean_scores = scores
+    run.correct = torch.from_numpy((scores > 0).any(axis=0))  # attack whatever it can get right
+    logger.info("the model is randomised: every example is judged over %d forward draws "
+                "(twice: to choose each sample's worst case, and to score it)", draws)
+
+
+def clean_scores(model: RobustModel, data: EvalData, task: Task, draws: int,
+                 batch_size: int) -> np.ndarray:
+    """``(2, n)`` selection and fresh scores of the clean samples of a randomised model."""
+    parts = []
+    for start in range(0, len(data.x), batch_size):
+        x = data.x[start:start + batch_size].to(model.device)
+        y = data.y[start:start + batch_size].to(model.device)
+        judged = expectation(model, x, partial(task.correct, labels=y),
+                             partial(task.correct, labels=y), draws)
+        parts.append(judged.stacked()[:2].cpu().numpy())
+    return np.concatenate(parts, axis=1)
 
 
 def _probes(run: AuditRun) -> None:
     run.checking = probe_context(run.model, run.data, run.task, run.attacks, run.threats,
-                                 run.correct, run.settings.seed)
+                                 run.correct, run.settings.seed, run.settings.draws or 1)
     run.findings = run_checks(run.checks, CheckStage.BEFORE, run.checking,
                               on_failure=lambda name, why: run.note("checks", name, "failed",
                                                                     why))
@@ -132,7 +170,7 @@ def _probes(run: AuditRun) -> None:
 def _cells(run: AuditRun) -> None:
     run.grid = run_grid(run.model, run.data, run.task, run.attacks, run.threats,
                         run.clean_outputs, run.correct, run.settings, run.store, run.executor,
-                        run.guard)
+                        run.guard, run.clean_scores)
     model, data, settings = run.model, run.data, run.settings
     run.result = AuditResult(
         model=ModelInfo(model.name, model.sha256, model.load_info.format,
@@ -141,7 +179,8 @@ def _cells(run: AuditRun) -> None:
                         list(model.load_info.notes)),
         data=DataInfo(data.name, data.sha256, len(data.x), data.source, data.family,
                       list(data.class_names)),
-        clean_accuracy=fraction(run.correct.numpy()),
+        clean_accuracy=fraction(run.correct.numpy() if run.clean_scores is None
+                                else run.clean_scores[1]),
         cells=run.grid.cells,
         robust_accuracy=run.grid.summaries,
         run=RunInfo(settings.seed, str(model.device), settings.batch_size, settings.command,
@@ -153,6 +192,9 @@ def _cells(run: AuditRun) -> None:
         task=TaskInfo(run.task.name, run.task.version, run.task.description,
                       {name: float(value) for name, value in run.task.metrics(
                           run.clean_outputs, run.data.y).items()}),
+        judgement=Judgement(run.clean_scores is not None, settings.draws or 1,
+                            None if run.clean_scores is None else standard_error(
+                                run.clean_scores[1], settings.draws or 1)),
     )
 
 
@@ -168,8 +210,11 @@ def _certificate(run: AuditRun) -> None:
         run.note("certificate", "", "not applicable", f"the Lipschitz certificate bounds "
                  f"class-logit margins; task {run.task.name!r} is not classification")
         return
-    run.finished().certificate = certificate(run.model, run.data, [
-        threat.eps for threat in run.threats if threat.norm is Norm.L2])
+    l2_eps = [threat.eps for threat in run.threats if threat.norm is Norm.L2]
+    run.finished().certificate = certificate(run.model, run.data, l2_eps)
+    if run.settings.smoothing_sigma is not None:
+        run.finished().certificate["smoothing"] = smoothing_certificate(
+            run.model, run.data, l2_eps, run.settings)
 
 
 def _transfer(run: AuditRun) -> None:

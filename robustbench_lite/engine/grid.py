@@ -25,6 +25,7 @@ from robustbench_lite.checks.base import CellOutcome
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.engine.aggregate import (
     cell_result,
+    expected_scores,
     fraction,
     grid_curves,
     merge_shards,
@@ -39,6 +40,7 @@ from robustbench_lite.engine.store import ResultStore, UnitRecord
 from robustbench_lite.engine.targets import ThreatGoal, threat_goal
 from robustbench_lite.engine.units import MINIMAL_CONTEXT, WorkUnit, shards, unit_key
 from robustbench_lite.errors import ThreatModelError
+from robustbench_lite.host.expectation import standard_error
 from robustbench_lite.host.guard import ModelGuard
 from robustbench_lite.models.robust_model import RobustModel
 from robustbench_lite.results import CellResult, CurvePoint, PerClassRow, ThreatSummary
@@ -77,7 +79,8 @@ class _Runner:
     def unit(self, attack: Attack, threat: ThreatModel, goal: ThreatGoal, start: int,
              stop: int, mask: torch.Tensor, context: str = "") -> WorkUnit:
         key = unit_key(attack, threat, self.task, goal.key_text, self.model.fingerprint,
-                       self.data.sha256, self.settings.seed, start, stop, context)
+                       self.data.sha256, self.settings.seed, start, stop, context,
+                       self.settings.draws or 1)
         targets = None if goal.targets is None else goal.targets[start:stop].clone()
         return WorkUnit(attack, threat, start, stop, mask[start:stop].clone(), key, self.task,
                         targets)
@@ -89,7 +92,8 @@ class _Runner:
             return cached
         rng = torch.get_rng_state()
         record = run_unit(self.model, self.data, unit, self.settings.seed, self.budget,
-                          self.settings.show_progress, self.settings.cell_time_limit)
+                          self.settings.show_progress, self.settings.cell_time_limit,
+                          self.settings.draws or 1)
         torch.set_rng_state(rng)  # a unit's draws never depend on the units before it
         changes = self.guard.changes()
         if changes:
@@ -128,10 +132,13 @@ def _goals(task: Task, threats: Sequence[ThreatModel], clean_outputs: torch.Tens
 def run_grid(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[Attack],
              threats: Sequence[ThreatModel], clean_outputs: torch.Tensor,
              correct: torch.Tensor, settings: AuditSettings, store: ResultStore | None,
-             executor: Executor, guard: ModelGuard | None = None) -> GridResult:
+             executor: Executor, guard: ModelGuard | None = None,
+             clean_scores: np.ndarray | None = None) -> GridResult:
     """Every cell of ``attacks`` x ``threats``; see the module docstring. After each unit
     ``guard`` (by default a snapshot taken now) checks that the attack left the model and
-    torch's settings as they were; a unit that changed them fails and is not stored."""
+    torch's settings as they were; a unit that changed them fails and is not stored.
+    ``clean_scores`` (``(2, n)`` selection and fresh scores over ``settings.draws`` draws)
+    are given for a randomised model, which is then judged in expectation (full mode)."""
     runner = _Runner(model, data, task, settings, store, executor, guard)
     ranges = shards(len(correct), settings.shard_size)
     result = GridResult()
@@ -155,6 +162,9 @@ def run_grid(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[A
             attackable = candidates[threat].numpy()
             worst = correct_np.copy()
             reached = np.zeros_like(correct_np)
+            # randomised: per sample, (selection, fresh) score of its worst example so far
+            lowest = None if clean_scores is None else clean_scores.copy()
+            lowest_cell = 1.0
             counted: list[str] = []
             earlier: list[str] = []
             for attack in attacks:
@@ -168,16 +178,24 @@ def run_grid(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[A
                     earlier.append(repr(attack))
                 record = merge_shards([records[unit.key.digest()] for unit in units])
                 cell = cell_result(attack, threat, goal.objective, record, attacked.numpy(),
-                                   correct_np, goal.targets_sha256)
+                                   correct_np, goal.targets_sha256, clean_scores,
+                                   settings.draws or 1)
                 cell.batch_size = min((runner.batch_sizes[unit.key.digest()] for unit in units
                                        if unit.key.digest() in runner.batch_sizes),
                                       default=None)
                 result.cells.append(cell)
+                scores = None if clean_scores is None else expected_scores(
+                    record, attacked.numpy(), clean_scores)
                 if record.error is None and record.skipped is None:
                     withstood = record.robust if goal.targets is None or record.success is None \
                         else ~record.success  # targeted: the target was not reached
-                    result.outcomes.append(CellOutcome(attack, threat, withstood,
-                                                       attacked.numpy()))
+                    result.outcomes.append(CellOutcome(
+                        attack, threat, withstood, attacked.numpy(),
+                        None if scores is None else scores[1]))
+                if lowest is not None and scores is not None and cell.accuracy is not None:
+                    replaced = scores[0] < lowest[0]
+                    lowest[:, replaced] = scores[:, replaced]
+                    lowest_cell = min(lowest_cell, cell.accuracy)
                 if cell.accuracy is not None:
                     worst &= record.robust | ~attacked.numpy()
                     if record.success is not None:
@@ -187,12 +205,18 @@ def run_grid(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[A
                     cell.accuracy = fraction(worst)
                 logger.info("%-10s %-18s accuracy %s", attack.name, threat.label,
                             "-" if cell.accuracy is None else f"{cell.accuracy:.2%}")
-            result.summaries.append(ThreatSummary(
+            summary = ThreatSummary(
                 threat.norm.value, threat.eps, fraction(worst), counted, threat.targeted,
-                threat.target_mode,
-                success_rate(reached, attackable) if counted else None))
-            result.per_class += per_class_rows(threat, labels, correct_np, worst,
-                                               data.class_names)
+                threat.target_mode, success_rate(reached, attackable) if counted else None)
+            if lowest is not None:
+                # the fresh score of each sample's worst example, chosen on other draws; never
+                # above a single cell's accuracy (both are estimates)
+                summary.accuracy = min(fraction(lowest[1]), lowest_cell)
+                summary.standard_error = standard_error(lowest[1], settings.draws or 1)
+            result.summaries.append(summary)
+            result.per_class += per_class_rows(
+                threat, labels, correct_np if clean_scores is None else clean_scores[1],
+                worst if lowest is None else lowest[1], data.class_names)
     result.curves = grid_curves(result.cells, result.summaries)
     for unit_group in _minimal_groups(grid):
         record = merge_shards([records[unit.key.digest()] for unit in unit_group])

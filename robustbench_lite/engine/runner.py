@@ -81,14 +81,16 @@ def skip_reason(unit: WorkUnit) -> str | None:
 
 def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
              budget: BatchBudget, show_progress: bool,
-             time_limit_s: float | None = None) -> UnitRecord:
+             time_limit_s: float | None = None, draws: int = 1) -> UnitRecord:
     """Attack the samples ``unit.attack_mask`` selects; the others are recorded as not
     robust (misclassified or already broken) with no distance. An exception from the
-    attack, or running past ``time_limit_s`` seconds, fails the unit with the reason."""
+    attack, or running past ``time_limit_s`` seconds, fails the unit with the reason. With
+    ``draws`` > 1 (a randomised model) the record holds per-sample expectation scores."""
     n = unit.stop - unit.start
     robust = np.zeros(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
     distances = np.full(n, np.nan)
+    scores = np.full((3, n), np.nan) if draws > 1 and not unit.minimal else None
     label = f"{unit.attack.name} {unit.threat.label}"
     reason = skip_reason(unit)
     if reason is not None:
@@ -119,7 +121,8 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
                         distances[local.numpy()] = found.cpu().numpy()
                     else:
                         outcome = attack_batch(unit.attack, model, x, y, unit.threat,
-                                               seed_here, task=unit.task, targets=targets)
+                                               seed_here, task=unit.task, targets=targets,
+                                               draws=draws)
                         robust[local.numpy()] = outcome.correct.cpu().numpy()
                         success[local.numpy()] = outcome.success.cpu().numpy()
                         distances[local.numpy()] = unit.threat.distances(outcome.x_adv,
@@ -127,6 +130,8 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
                         used, issues = outcome.queries, outcome.problems
                         violations += int((~outcome.valid).sum())
                         non_finite += outcome.non_finite
+                        if scores is not None and outcome.expectation is not None:
+                            scores[:, local.numpy()] = outcome.expectation.cpu().numpy()
                 except torch.OutOfMemoryError:
                     budget.halve(label)
                     continue
@@ -154,4 +159,5 @@ def run_unit(model: RobustModel, data: EvalData, unit: WorkUnit, seed: int,
         logger.warning("%s returned invalid adversarial examples (not counted): %s", label,
                        "; ".join(details))
     return UnitRecord(unit.key, robust, distances, queries, time.perf_counter() - started,
-                      violations=violations, violation_details=details, success=success)
+                      violations=violations, violation_details=details, success=success,
+                      expectation=scores)

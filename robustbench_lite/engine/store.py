@@ -70,8 +70,8 @@ __all__ = ["ResultStore", "StoreError", "UnitKey", "UnitRecord"]
 logger = logging.getLogger(__name__)
 
 #: Version of the table layout, kept in ``PRAGMA user_version`` (0 means a new, empty file).
-#: Version 2 adds the ``success`` column.
-SCHEMA_VERSION = 2
+#: Version 2 adds the ``success`` column, version 3 the ``expectation`` column.
+SCHEMA_VERSION = 3
 
 #: How long a connection waits for another process's lock before failing.
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -84,6 +84,7 @@ CREATE TABLE units (
     robust BLOB NOT NULL,              -- .npy bytes, bool, one per shard sample
     distances BLOB NOT NULL,           -- .npy bytes, float64, one per shard sample
     success BLOB,                      -- .npy bytes, bool, one per shard sample (schema 2)
+    expectation BLOB,                  -- .npy bytes, float64 (3, n): randomised models only
     queries INTEGER NOT NULL,
     seconds REAL NOT NULL,
     violations INTEGER NOT NULL,
@@ -94,8 +95,8 @@ CREATE TABLE units (
 )
 """
 
-_COLUMNS = ("digest, key, robust, distances, success, queries, seconds, violations, "
-            "violation_details, error, skipped, written")
+_COLUMNS = ("digest, key, robust, distances, success, expectation, queries, seconds, "
+            "violations, violation_details, error, skipped, written")
 
 
 @dataclass
@@ -119,6 +120,9 @@ class UnitRecord:
     skipped: str | None = None
     success: np.ndarray[Any, np.dtype[np.bool_]] | None = None
     storable: bool = True
+    #: Randomised models: ``(3, n)`` per-sample selection, fresh and success scores
+    #: (`robustbench_lite.host.expectation`), NaN where not attacked; None otherwise.
+    expectation: np.ndarray[Any, np.dtype[np.float64]] | None = None
 
 
 def _array_bytes(array: np.ndarray[Any, Any]) -> bytes:
@@ -233,10 +237,13 @@ class ResultStore:
                                      "another output folder")
                 connection.execute(_SCHEMA)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version == 1:
+            else:
                 # Schema 1 records have keys without versions: they are never matched again,
-                # and a column of NULLs is all they need.
-                connection.execute("ALTER TABLE units ADD COLUMN success BLOB")
+                # and columns of NULLs are all they need; schema 2 records are of
+                # deterministic models, which have no expectation.
+                if version == 1:
+                    connection.execute("ALTER TABLE units ADD COLUMN success BLOB")
+                connection.execute("ALTER TABLE units ADD COLUMN expectation BLOB")
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             connection.execute("COMMIT")
         except BaseException:
@@ -263,15 +270,15 @@ class ResultStore:
         connection = self._open_connection()
         try:
             row = connection.execute(
-                "SELECT key, robust, distances, success, queries, seconds, violations, "
-                "violation_details, error, skipped FROM units WHERE digest = ?",
+                "SELECT key, robust, distances, success, expectation, queries, seconds, "
+                "violations, violation_details, error, skipped FROM units WHERE digest = ?",
                 (key.digest(),)).fetchone()
         except sqlite3.Error as exc:
             raise self._failure(exc, "read") from exc
         if row is None:
             return None
-        stored_key, robust, distances, success, queries, seconds, violations, details, \
-            error, skipped = row
+        stored_key, robust, distances, success, expectation, queries, seconds, violations, \
+            details, error, skipped = row
         try:
             if stored_key != key.canonical_json():
                 raise ValueError("the stored key does not match its digest")
@@ -288,6 +295,11 @@ class ResultStore:
             if len(sizes) != 1 or not sizes <= allowed:
                 raise ValueError(f"arrays of shapes {sorted(sizes)} for a shard of "
                                  f"{key.shard_size} samples")
+            scores = None if expectation is None else np.load(io.BytesIO(expectation),
+                                                              allow_pickle=False)
+            if scores is not None and (scores.dtype.kind != "f"
+                                       or scores.shape != (3, *robust_array.shape)):
+                raise ValueError(f"expectation of shape {scores.shape}")
             details_list = json.loads(details)
             if not isinstance(details_list, list):
                 raise ValueError("violation details are not a list")
@@ -302,7 +314,9 @@ class ResultStore:
                           distances=distance_array.astype(np.float64, copy=False),
                           queries=int(queries), seconds=float(seconds),
                           violations=int(violations), violation_details=list(details_list),
-                          error=error, skipped=skipped, success=success_array)
+                          error=error, skipped=skipped, success=success_array,
+                          expectation=None if scores is None
+                          else scores.astype(np.float64, copy=False))
 
     def put(self, record: UnitRecord) -> None:
         """Store ``record`` (replacing any record of the same key) in one transaction that is
@@ -310,8 +324,15 @@ class ResultStore:
         robust, distances, success = _checked(record)
         queries, seconds, violations, details = _checked_counts(record)
         written = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        scores = None
+        if record.expectation is not None:
+            scores = np.ascontiguousarray(record.expectation, dtype="<f8")
+            if scores.shape != (3, len(robust)):
+                raise ValueError(f"UnitRecord.expectation must have shape (3, {len(robust)}), "
+                                 f"got {scores.shape}")
         row = (record.key.digest(), record.key.canonical_json(), _array_bytes(robust),
-               _array_bytes(distances), _array_bytes(success), queries, seconds, violations,
+               _array_bytes(distances), _array_bytes(success),
+               None if scores is None else _array_bytes(scores), queries, seconds, violations,
                details, record.error, record.skipped, written)
         connection = self._open_connection()
         try:

@@ -40,23 +40,29 @@ class WorkUnit:
         return self.key.context == MINIMAL_CONTEXT
 
 
-def implementation_versions(attack: Attack, task: Task) -> dict[str, str | int]:
-    """What computed a unit: the package version and the attack's and task's versions."""
+def implementation_versions(attack: Attack, task: Task, draws: int = 1) -> dict[str, str | int]:
+    """What computed a unit: the package version, the attack's and task's versions and, for
+    a randomised model, the number of draws each example was judged over."""
     from robustbench_lite import __version__
 
-    return {"robustbench_lite": __version__, "attack": attack.version, "task": task.version}
+    versions: dict[str, str | int] = {"robustbench_lite": __version__,
+                                      "attack": attack.version, "task": task.version}
+    if draws > 1:
+        versions["draws"] = draws
+    return versions
 
 
 def unit_key(attack: Attack, threat: ThreatModel, task: Task, objective: str,
              model_sha256: str, data_sha256: str, seed: int, start: int, stop: int,
-             context: str = "") -> UnitKey:
+             context: str = "", draws: int = 1) -> UnitKey:
     """The key of a unit; ``objective`` names the objective and, for a targeted threat
-    model, the target mode and the digest of the targets (`engine.targets`)."""
+    model, the target mode and the digest of the targets (`engine.targets`); ``draws`` the
+    forward draws per judged example (randomised models)."""
     return UnitKey(model_sha256=model_sha256, data_sha256=data_sha256, attack=attack.name,
                    params=attack.params, norm=threat.norm.value, eps=threat.eps,
                    targeted=threat.targeted, seed=seed, shard_start=start, shard_stop=stop,
                    context=context, task=task.name, objective=objective,
-                   versions=implementation_versions(attack, task))
+                   versions=implementation_versions(attack, task, draws))
 
 
 def shards(n_samples: int, shard_size: int | None) -> list[tuple[int, int]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from robustbench_lite.attacks.base import Attack
+from robustbench_lite.host.expectation import expectation
 from robustbench_lite.host.verify import verify_batch
 from robustbench_lite.tasks.base import Task
 from robustbench_lite.tasks.classification.task import ClassificationTask
@@ -45,7 +46,9 @@ class BatchResult:
     and ``correct`` where the task still judges the model right (both re-computed by the
     host; a NaN or infinite output is never correct and never a reached target);
     ``problems`` describes invalid samples; ``queries`` counts the attack's model
-    evaluations; ``non_finite`` counts outputs holding NaN or inf."""
+    evaluations; ``non_finite`` counts outputs holding NaN or inf. For a randomised model
+    (``draws`` > 1) ``expectation`` holds the ``(3, n)`` per-sample scores of
+    `robustbench_lite.host.expectation` and ``correct``/``success`` are their majority."""
 
     x_adv: torch.Tensor
     outputs: torch.Tensor
@@ -55,6 +58,7 @@ class BatchResult:
     problems: tuple[str, ...]
     queries: int
     non_finite: int = 0
+    expectation: torch.Tensor | None = None
 
 
 def batch_seed(seed: int, attack: Attack, threat: ThreatModel, batch_start: int) -> int:
@@ -65,10 +69,11 @@ def batch_seed(seed: int, attack: Attack, threat: ThreatModel, batch_start: int)
 
 def attack_batch(attack: Attack, model: ModelFn, x: torch.Tensor, labels: torch.Tensor,
                  threat: ThreatModel, seed: int, *, task: Task = CLASSIFICATION,
-                 targets: torch.Tensor | None = None) -> BatchResult:
+                 targets: torch.Tensor | None = None, draws: int = 1) -> BatchResult:
     """Attack ``x`` (on the model's device) toward ``task``'s objective at ``threat``
     (``targets``: the host's targets, for targeted threat models); exceptions from the
-    attack propagate. ``model`` maps images to outputs (a `RobustModel`)."""
+    attack propagate. ``model`` maps images to outputs (a `RobustModel`). With ``draws`` >
+    1 (a randomised model) every example is judged in expectation over that many draws."""
     clean = x.detach().clone()
     truth = labels.detach().clone()
     goal = task.objective(threat, truth, None if targets is None else targets.detach().clone())
@@ -86,5 +91,12 @@ def attack_batch(attack: Attack, model: ModelFn, x: torch.Tensor, labels: torch.
         outputs = model(checked)
     finite = torch.isfinite(outputs.flatten(1)).all(dim=1)
     correct = task.correct(outputs, truth) & finite  # whatever the task says about NaN
-    return BatchResult(checked, outputs, goal.success(outputs), correct, valid,
-                       verification.problems, counter.queries, int((~finite).sum()))
+    success = goal.success(outputs)
+    scores = None
+    if draws > 1:
+        judged = expectation(model, checked, lambda out: task.correct(out, truth),
+                             goal.success, draws)
+        correct, success, scores = judged.fresh >= 0.5, judged.success >= 0.5, \
+            judged.stacked()
+    return BatchResult(checked, outputs, success, correct, valid, verification.problems,
+                       counter.queries, int((~finite).sum()), scores)

@@ -11,6 +11,7 @@ from robustbench_lite.results import (
     CellResult,
     CurvePoint,
     DataInfo,
+    Judgement,
     ModelInfo,
     PerClassRow,
     RunInfo,
@@ -68,7 +69,7 @@ def stub_result() -> AuditResult:
         robust_accuracy=[
             ThreatSummary(norm=norm, eps=eps, accuracy=0.25, attacks=["fgsm", "pgd"],
                           targeted=targeted, target_mode=mode,
-                          success_rate=0.25 if targeted else None)
+                          success_rate=0.25 if targeted else None, standard_error=0.01)
             for norm, eps, targeted, mode in threats],
         run=RunInfo(0, "cpu", 4, "robust audit", "2000-01-01T00:00:00+00:00", 1.0,
                     {"robustbench_lite": "0", "torch": "0"},
@@ -92,8 +93,12 @@ def stub_result() -> AuditResult:
                 "passed": True, "message": "worst-case robust accuracy 25.0% >= 10.0%"}],
         examples=[_example("linf", 0.1), _example("semantic", 1.0, semantic=True)],
         certificate={"available": True, "lipschitz": 12.5, "median_radius": 0.05,
-                     "certified": [{"eps": 0.1, "accuracy": 0.25}]},
+                     "certified": [{"eps": 0.1, "accuracy": 0.25}],
+                     "smoothing": {"available": True, "sigma": 0.25, "n0": 50, "n": 400,
+                                   "alpha": 0.001, "abstained": 0.1, "accuracy": 0.5,
+                                   "certified": [{"radius": 0.25, "accuracy": 0.25}]}},
         task=TaskInfo(description="made up to check the templates", metrics={"top1": 1.0}),
         notes=[StageNote("transfer", "surrogate", "failed", "example failure"),
                StageNote("examples", "", "skipped", "example reason")],
+        judgement=Judgement(randomised=True, draws=16, clean_standard_error=0.01),
     )
