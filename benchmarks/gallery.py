@@ -9,6 +9,7 @@ or the transfer table) whose number is the lowest. Honest defenses should raise 
 check; obfuscating ones should be flagged, with their true accuracy found by a fallback.
 
 Run: python benchmarks/gallery.py [--epochs 3] [--n-samples 450] [--out docs/gallery.md]
+(with an existing docs/gallery.md only the table between its markers is replaced)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from robustbench_lite.api import audit
 from robustbench_lite.hardening import harden
 from robustbench_lite.results import AuditResult
 from robustbench_lite.training.harden import HardenSettings
@@ -88,7 +90,6 @@ def run(epochs: int, n_samples: int | None) -> list[Row]:
                                  matrix="quick", n_samples=n_samples, transfer=True)
                 result = outcome.after
             else:
-                from robustbench_lite.api import audit
                 result = audit(matrix="quick", n_samples=n_samples, transfer=True)
         rows.append(row_for(label, kind, result, time.perf_counter() - started))
         logging.info("%s: naive PGD %s, worst case %.1f%%, %s", label,
@@ -109,6 +110,22 @@ def markdown(rows: list[Row], epochs: int) -> str:
     return "\n".join(lines) + f"\n\n({epochs} epochs each; Linf {EPS}.)\n"
 
 
+BEGIN, END = "<!-- gallery table: written by benchmarks/gallery.py -->\n", \
+    "<!-- end of gallery table -->\n"
+
+
+def write_table(path: Path, table: str) -> None:
+    """Put ``table`` between the markers of ``path`` (docs/gallery.md keeps its prose), or
+    write it alone to a new file."""
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + BEGIN + table + END + rest.split(END, 1)[1]
+    else:
+        text = table
+    path.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -122,7 +139,7 @@ def main() -> None:
     table = markdown(rows, args.epochs)
     print(table)
     if args.out is not None:
-        args.out.write_text(table)
+        write_table(args.out, table)
 
 
 if __name__ == "__main__":
