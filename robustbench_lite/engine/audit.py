@@ -2,7 +2,9 @@
 that read the finished result.
 
 Stages, in order: ``clean`` (the task's judgement of every clean sample; a model that
-returns NaN there stops the run before any attack), ``probes`` (the before-stage checks,
+returns NaN there stops the run before any attack; a randomised model is found here and from
+then on judged in expectation over ``settings.draws`` forward draws:
+`robustbench_lite.host.expectation`), ``probes`` (the before-stage checks,
 which may add adaptive attacks), ``cells`` (the attack grid: `robustbench_lite.engine.grid`),
 ``examples``, ``certificate``, ``transfer`` and ``checks`` (the after-stage checks).
 
