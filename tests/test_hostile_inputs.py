@@ -230,6 +230,23 @@ def test_npz_header_claiming_terabytes_is_refused_before_loading(tmp_path: Path)
               "x.npy", "(100000, 3, 2048, 2048)", "holds only")
 
 
+def _idx(shape: tuple[int, ...], payload: bytes) -> bytes:
+    return bytes([0, 0, 8, len(shape)]) + b"".join(size.to_bytes(4, "big") for size in shape) \
+        + payload
+
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    ((2**31, 2**31, 2**31), "more than half of this machine's"),
+    ((100000, 28, 28), "file is truncated"),
+])
+def test_mnist_idx_header_claiming_too_much_is_refused_before_reading(
+        shape: tuple[int, ...], expected: str, tmp_path: Path) -> None:
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(_idx(shape, b"\0" * 784))
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx((1,), b"\0"))
+    one_error(invoke("audit", "--data", f"mnist:{tmp_path}", *FAST, "--out", tmp_path / "out"),
+              "t10k-images-idx3-ubyte", expected)
+
+
 def test_npz_too_large_for_memory_is_refused(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("robustbench_lite.data.npz.memory_bytes", lambda: 1000)
@@ -430,3 +447,17 @@ def test_the_python_api_refuses_unusable_devices(device: str) -> None:
 
     with pytest.raises(DeviceError, match=f"device '{device}'"):
         usable_device(device)
+
+
+@pytest.mark.parametrize("config", ['{"z_dim": 1000000000}', '{"channels_4x4": -1}',
+                                    '{"mapping_depth": "abc"}', '{"image_channels": 2.5}'])
+def test_generator_config_metadata_is_validated_before_building(config: str,
+                                                                tmp_path: Path) -> None:
+    from robustbench_lite.errors import GeneratorError
+    from robustbench_lite.semantic.stylegan import ColourDigitsGenerator
+
+    path = tmp_path / "generator.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={
+        "generator": ColourDigitsGenerator.name, "format_version": "1", "config": config})
+    with pytest.raises(GeneratorError, match=r"malformed 'config' metadata.*whole number"):
+        ColourDigitsGenerator.load(path)

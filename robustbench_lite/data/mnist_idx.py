@@ -29,6 +29,7 @@ import torch
 from robustbench_lite.data.eval_data import EvalData, make_eval_data
 from robustbench_lite.data.source import SPLITS, DatasetSource
 from robustbench_lite.errors import DatasetError
+from robustbench_lite.limits import gib, memory_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def read_idx(path: Path) -> np.ndarray:
                 raise DatasetError(f"{path}: IDX header declares 0 dimensions; download the "
                                    "file again")
             shape = struct.unpack(f">{ndim}I", _read_exact(handle, 4 * ndim, path, "dimensions"))
-            count = int(np.prod(shape, dtype=np.int64))
+            count = _checked_size(path, shape)
             data = _read_exact(handle, count, path, "data")
             if handle.read(1):
                 raise DatasetError(f"{path}: file is longer than its header {shape} announces; "
@@ -100,6 +101,26 @@ def read_idx(path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: cannot read IDX file ({type(exc).__name__}: {exc}); "
                            "download it again") from exc
     return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def _checked_size(path: Path, shape: tuple[int, ...]) -> int:
+    """Bytes the header announces; `DatasetError` before any allocation when a plain file
+    is shorter, or the array would take more than half of this machine's memory (a crafted
+    or corrupt header, a decompression bomb)."""
+    count = 1
+    for size in shape:
+        count *= size  # Python ints: no overflow
+    limit = memory_bytes() // 2
+    if count > limit:
+        raise DatasetError(f"{path}: IDX header declares an array of shape {shape} "
+                           f"({gib(count)}), more than half of this machine's "
+                           f"{gib(memory_bytes())}; the file is corrupt or not MNIST")
+    header = 4 + 4 * len(shape)
+    if path.suffix != ".gz" and header + count > path.stat().st_size:
+        raise DatasetError(f"{path}: file is truncated (its header announces {count} data "
+                           f"bytes, the file holds {path.stat().st_size - header}); download "
+                           "it again")
+    return count
 
 
 def _pair(path: Path, split: str) -> tuple[Path, Path] | None:

@@ -29,6 +29,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -60,6 +61,16 @@ class MiniStyleGANConfig:
     channels_8x8: int = 32
     encoder_channels: int = 32
     image_channels: int = 3
+
+    #: Largest value of a size field: a crafted ``config`` must not allocate gigabytes.
+    LARGEST: ClassVar[int] = 1024
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    not 1 <= value <= self.LARGEST:
+                raise ValueError(f"{name} must be a whole number from 1 to {self.LARGEST}, "
+                                 f"got {str(value)[:40]!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
