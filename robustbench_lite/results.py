@@ -15,6 +15,12 @@ from typing import Annotated, Any
 import pandas as pd
 
 from robustbench_lite.errors import ResultsFileError
+from robustbench_lite.result_rows import (
+    CertificateKeys,
+    GateKeys,
+    PluginKeys,
+    TransferKeys,
+)
 from robustbench_lite.results_schema import (
     Count,
     Fraction,
@@ -222,107 +228,6 @@ class RunInfo:
     seconds: float
     versions: dict[str, str]
     plugins: list[Annotated[dict[str, str | None], Keys(PluginKeys)]]
-
-
-# The keys of the free-form rows of `AuditResult` that the report reads (`Keys`): the
-# fields without a default must be present; the others are checked when present.
-
-
-@dataclass
-class PluginKeys:
-    """A ``run.plugins`` entry."""
-
-    name: str
-    version: str | None
-
-
-@dataclass
-class TransferKeys:
-    """A ``transfer`` row (`robustbench_lite.engine.transfer.TransferRow`)."""
-
-    source: str
-    target: str
-    norm: str
-    eps: NonNegative
-    accuracy: Fraction
-    source_success: Fraction | None = None
-
-
-@dataclass
-class GateKeys:
-    """A ``gates`` entry (`robustbench_lite.gates.evaluate_gates`)."""
-
-    passed: bool
-    message: str
-    threshold: Fraction | None = None
-    norm: str | None = None
-    eps: NonNegative | None = None
-    accuracy: Fraction | None = None
-
-
-@dataclass
-class CertifiedKeys:
-    """One eps of ``certificate.certified``."""
-
-    eps: NonNegative
-    accuracy: Fraction
-
-
-@dataclass
-class SmoothedRadiusKeys:
-    """One radius of ``certificate.smoothing.certified``."""
-
-    radius: NonNegative
-    accuracy: Fraction
-
-
-@dataclass
-class SmoothingKeys:
-    """``certificate.smoothing`` (`robustbench_lite.engine.smoothing`): ``available`` and,
-    when true, the noise level and Monte Carlo budget, the shares of samples the smoothed
-    classifier abstained on and classifies correctly, and ``certified``; when false the
-    ``reason``."""
-
-    available: bool
-    reason: str | None = None
-    sigma: NonNegative | None = None
-    n0: Count | None = None
-    n: Count | None = None
-    alpha: Fraction | None = None
-    abstained: Fraction | None = None
-    accuracy: Fraction | None = None
-    certified: list[Annotated[dict[str, Any], Keys(SmoothedRadiusKeys)]] = field(
-        default_factory=list)
-
-    @classmethod
-    def required_keys(cls, row: dict[str, Any]) -> tuple[str, ...]:
-        if row.get("available") is True:
-            return ("sigma", "n0", "n", "alpha", "abstained", "certified")
-        return ("reason",)
-
-
-@dataclass
-class CertificateKeys:
-    """The ``certificate`` (`robustbench_lite.engine.certificate.certificate`): empty when
-    none was computed; else ``available`` and, when true, ``lipschitz``, ``median_radius``
-    and ``certified``, when false the ``reason``; ``smoothing`` (optional) holds the
-    randomized-smoothing certificate."""
-
-    available: bool = False
-    reason: str | None = None
-    lipschitz: NonNegative | None = None
-    median_radius: NonNegative | None = None
-    certified: list[Annotated[dict[str, Any], Keys(CertifiedKeys)]] = field(
-        default_factory=list)
-    smoothing: Annotated[dict[str, Any], Keys(SmoothingKeys)] | None = None
-
-    @classmethod
-    def required_keys(cls, row: dict[str, Any]) -> tuple[str, ...]:
-        if not row:
-            return ()
-        if row.get("available") is True:
-            return ("available", "lipschitz", "median_radius", "certified")
-        return ("available", "reason")
 
 
 @dataclass
