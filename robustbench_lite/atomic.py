@@ -10,10 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The permissions a newly created file gets here: ``0o666`` less the umask."""
     current = os.umask(0)
     os.umask(current)
-    return current
+    return 0o666 & ~current
 
 
 @contextmanager
@@ -26,7 +27,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, new_file_mode())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from robustbench_lite.atomic import atomic_write_text, fsync_folder
+from robustbench_lite.atomic import atomic_write_text, fsync_folder, new_file_mode
 
 logger = logging.getLogger(__name__)
 
@@ -58,17 +58,11 @@ def _stage(folder: Path, name: str, text: str) -> Path:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(path, 0o666 & ~_umask())
+        os.chmod(path, new_file_mode())
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def _roll_forward(folder: Path, pairs: list[tuple[str, str]]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -59,3 +61,16 @@ def tiny_batch(digits_test: EvalData, default_model: RobustModel) -> tuple[torch
     """64 correctly classified digits."""
     correct = default_model.predict(digits_test.x) == digits_test.y
     return digits_test.x[correct][:64], digits_test.y[correct][:64]
+
+
+@pytest.fixture
+def isolated_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run a command-line test in ``tmp_path`` and restore the root logger afterwards, which
+    `robust` reconfigures (use with ``pytest.mark.usefixtures("isolated_cli")``)."""
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+

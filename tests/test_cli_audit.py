@@ -4,15 +4,15 @@ one clear ``Error:`` line (never a traceback, never a clobbered report) for ever
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from cli_runner import invoke
 from click.testing import CliRunner, Result
 from safetensors.torch import load_file
 from small_models import NaNNet, WideInputNet
@@ -29,27 +29,11 @@ GOOD_RESULTS = '{"previous": true}\n'
 
 #: torch 2.x deprecates the TorchScript API; a user never sees that DeprecationWarning (it is
 #: not raised from __main__), so keep it out of the captured stderr here too.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+              pytest.mark.usefixtures("isolated_cli")]
 
 
 # ---------------------------------------------------------------- helpers and fixtures
-
-
-@pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run in ``tmp_path``; restore the root logger, which `robust` reconfigures."""
-    monkeypatch.chdir(tmp_path)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def invoke(*args: str) -> Result:
-    # click >= 8.2: stdout and stderr are always captured apart (`result.stdout`,
-    # `result.stderr`) and `result.output` interleaves both; `mix_stderr` no longer exists.
-    return CliRunner().invoke(cli, [str(arg) for arg in args], catch_exceptions=False)
 
 
 def printed_path(result: Result, label: str) -> Path:

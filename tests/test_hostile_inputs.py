@@ -11,16 +11,15 @@ import logging
 import os
 import sqlite3
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from cli_runner import invoke
+from click.testing import Result
 from safetensors.torch import load_file, save_file
 
-from robustbench_lite.cli import cli
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.errors import ModelLoadError, ReportTemplateError, ThreatModelError
 from robustbench_lite.models.architecture import checked_build
@@ -38,22 +37,8 @@ FAST = ("--matrix", "quick", "--attack", "fgsm", "--threat", "linf:0.1", "--n-sa
 FAST_NO_THREAT = ("--matrix", "quick", "--attack", "fgsm", "--n-samples", "20",
                   "--no-transfer", "--no-checks", "--examples", "0", "-q")
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run in ``tmp_path``; restore the root logger, which `robust` reconfigures."""
-    monkeypatch.chdir(tmp_path)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(cli, [str(arg) for arg in args], catch_exceptions=False)
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+              pytest.mark.usefixtures("isolated_cli")]
 
 
 def one_error(result: Result, *expected: str) -> str:

@@ -24,8 +24,8 @@ from robustbench_lite.host.expectation import (
     MAX_DRAWS,
     MIN_DRAWS,
     automatic_draws,
-    expectation,
     is_randomised,
+    score_over_draws,
     standard_error,
 )
 from robustbench_lite.models.robust_model import RobustModel
@@ -63,7 +63,7 @@ def test_randomness_is_detected(default_model: RobustModel, digits_test: EvalDat
 def test_a_deterministic_model_scores_zero_or_one(default_model: RobustModel,
                                                   digits_test: EvalData) -> None:
     x, y = digits_test.x[:50], digits_test.y[:50]
-    judged = expectation(default_model, x, lambda out: out.argmax(1) == y,
+    judged = score_over_draws(default_model, x, lambda out: out.argmax(1) == y,
                          lambda out: out.argmax(1) != y, 4)
     assert torch.equal(judged.selection, judged.fresh)
     assert set(judged.fresh.tolist()) <= {0.0, 1.0}

@@ -25,7 +25,7 @@ from robustbench_lite.checks.consistency import (
     is_iterative,
     threat_name,
 )
-from robustbench_lite.host.expectation import expectation, standard_error
+from robustbench_lite.host.expectation import score_over_draws, standard_error
 from robustbench_lite.matrix.presets import headline_indices
 from robustbench_lite.results import SanityCheck
 from robustbench_lite.threat import Norm, ThreatModel, norm_label
@@ -82,9 +82,8 @@ class EpsZeroCheck(Check):
 
     def _in_expectation(self, context: CheckContext) -> SanityCheck | None:
         n = len(context.probe_y)
-        clean = expectation(context.model, context.probe_x,
-                            partial(context.task.correct, labels=context.probe_y),
-                            partial(context.task.correct, labels=context.probe_y),
+        clean = score_over_draws(context.model, context.probe_x,
+                            partial(context.task.correct, labels=context.probe_y), None,
                             context.draws).fresh.cpu().numpy()
         findings: list[tuple[float, float, Attack, Norm]] = []
         for norm in _norms(context):

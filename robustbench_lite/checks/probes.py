@@ -110,7 +110,7 @@ class RandomnessCheck(Check):
         change = float((first - second).abs().max()) / scale
         flipped = float((first.argmax(1) != second.argmax(1)).float().mean())
         details = {"relative_change": change, "prediction_flips": flipped}
-        if change <= RANDOM_TOLERANCE:
+        if context.draws == 1 and change <= RANDOM_TOLERANCE:  # the engine's finding decides
             return SanityCheck(self.name, "pass", "two forward passes of the same input give "
                                "the same logits", details)
         context.adaptations.append(Adaptation(

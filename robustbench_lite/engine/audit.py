@@ -48,8 +48,8 @@ from robustbench_lite.errors import NonFiniteOutputError
 from robustbench_lite.host.attack import CLASSIFICATION
 from robustbench_lite.host.expectation import (
     automatic_draws,
-    expectation,
     is_randomised,
+    score_over_draws,
     standard_error,
 )
 from robustbench_lite.host.guard import ModelGuard
@@ -131,7 +131,7 @@ def _clean(run: AuditRun) -> None:
     run.clean_outputs = clean_outputs(run.model, run.data, run.settings.batch_size)
     run.correct = run.task.correct(run.clean_outputs, run.data.y).cpu()
     probe = run.data.x[:PROBE_SAMPLES].to(run.model.device)
-    if not is_randomised(run.model, probe):
+    if not is_randomised(run.model, probe, run.clean_outputs[:PROBE_SAMPLES]):
         run.settings = replace(run.settings, draws=1)
         return
     draws = run.settings.draws or automatic_draws(len(run.data.x))
@@ -154,8 +154,7 @@ def clean_scores(model: RobustModel, data: EvalData, task: Task, draws: int,
     for start in range(0, len(data.x), batch_size):
         x = data.x[start:start + batch_size].to(model.device)
         y = data.y[start:start + batch_size].to(model.device)
-        judged = expectation(model, x, partial(task.correct, labels=y),
-                             partial(task.correct, labels=y), draws)
+        judged = score_over_draws(model, x, partial(task.correct, labels=y), None, draws)
         parts.append(judged.stacked()[:2].cpu().numpy())
     return np.concatenate(parts, axis=1)
 

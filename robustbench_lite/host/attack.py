@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from robustbench_lite.attacks.base import Attack
-from robustbench_lite.host.expectation import expectation
+from robustbench_lite.host.expectation import score_over_draws
 from robustbench_lite.host.verify import verify_batch
 from robustbench_lite.tasks.base import Task
 from robustbench_lite.tasks.classification.task import ClassificationTask
@@ -94,7 +94,7 @@ def attack_batch(attack: Attack, model: ModelFn, x: torch.Tensor, labels: torch.
     success = goal.success(outputs)
     scores = None
     if draws > 1:
-        judged = expectation(model, checked, lambda out: task.correct(out, truth),
+        judged = score_over_draws(model, checked, lambda out: task.correct(out, truth),
                              goal.success, draws)
         correct, success, scores = judged.fresh >= 0.5, judged.success >= 0.5, \
             judged.stacked()

@@ -32,9 +32,11 @@ MIN_DRAWS, MAX_DRAWS = 16, 128
 
 
 @torch.no_grad()
-def is_randomised(model: ModelFn, x: torch.Tensor) -> bool:
-    """Whether two forward passes of ``x`` differ by more than float noise."""
-    first, second = model(x), model(x)
+def is_randomised(model: ModelFn, x: torch.Tensor, first: torch.Tensor | None = None) -> bool:
+    """Whether two forward passes of ``x`` differ by more than float noise (``first``: the
+    outputs of a pass already made)."""
+    first = model(x) if first is None else first.to(x.device)
+    second = model(x)
     scale = float(first.abs().max().clamp_min(1e-12)) if first.numel() else 1.0
     return bool(first.numel()) and float((first - second).abs().max()) / scale > \
         RANDOM_TOLERANCE
@@ -63,10 +65,13 @@ class Expectation:
 
 
 @torch.no_grad()
-def expectation(model: ModelFn, x: torch.Tensor, correct: Callable[[torch.Tensor], torch.Tensor],
-                success: Callable[[torch.Tensor], torch.Tensor], draws: int) -> Expectation:
+def score_over_draws(model: ModelFn, x: torch.Tensor,
+                     correct: Callable[[torch.Tensor], torch.Tensor],
+                     success: Callable[[torch.Tensor], torch.Tensor] | None,
+                     draws: int) -> Expectation:
     """Score ``x`` over ``2 * draws`` forward passes (see the module docstring). A draw whose
-    output holds NaN or inf is never correct."""
+    output holds NaN or inf is never correct. Without ``success`` (clean inputs: there is no
+    objective) its scores are zero."""
     def judged(outputs: torch.Tensor) -> torch.Tensor:
         finite = torch.isfinite(outputs.flatten(1)).all(dim=1)
         return (correct(outputs) & finite).float()
@@ -76,7 +81,8 @@ def expectation(model: ModelFn, x: torch.Tensor, correct: Callable[[torch.Tensor
     for _ in range(draws):
         outputs = model(x)
         fresh_correct.append(judged(outputs))
-        fresh_success.append(success(outputs).float())
+        fresh_success.append(torch.zeros(len(x), device=x.device) if success is None
+                             else success(outputs).float())
     return Expectation(selection, torch.stack(fresh_correct).mean(dim=0),
                        torch.stack(fresh_success).mean(dim=0))
 

@@ -12,6 +12,7 @@ compares every tensor, which is cheap next to any attack.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -78,18 +79,14 @@ class ModelGuard:
         if set(current_modules) != set(self.modules) or any(
                 current_modules[name] is not m for name, m in self.modules.items()):
             found.append("its submodules were replaced")
-        params = dict(self.module.named_parameters(remove_duplicate=False))
-        changed = sorted(name for name, ref in self.parameters.items()
-                         if name not in params or not _same(params[name].detach(), ref))
-        changed += sorted(set(params) - set(self.parameters))
-        if changed:
-            found.append(f"{len(changed)} parameter tensor(s) changed ({_names(changed)})")
-        buffers = dict(self.module.named_buffers(remove_duplicate=False))
-        changed = sorted(name for name, ref in self.buffers.items()
-                         if name not in buffers or not _same(buffers[name].detach(), ref))
-        changed += sorted(set(buffers) - set(self.buffers))
-        if changed:
-            found.append(f"{len(changed)} buffer(s) changed ({_names(changed)})")
+        for kind, reference, current in (
+                ("parameter tensor(s)", self.parameters,
+                 dict(self.module.named_parameters(remove_duplicate=False))),
+                ("buffer(s)", self.buffers,
+                 dict(self.module.named_buffers(remove_duplicate=False)))):
+            changed = _changed(reference, current)
+            if changed:
+                found.append(f"{len(changed)} {kind} changed ({_names(changed)})")
         flipped = sorted(name or "(root)" for name, m in self.modules.items()
                          if m.training != self.training[name])
         if flipped:
@@ -141,6 +138,14 @@ class ModelGuard:
                 setattr(owner, attribute, nn.Parameter(reference.clone(), requires_grad=False))
             else:
                 owner.register_buffer(attribute, reference.clone())
+
+
+def _changed(reference: Mapping[str, torch.Tensor],
+             current: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of tensors that differ from, are missing in or were added to ``reference``."""
+    changed = sorted(name for name, ref in reference.items()
+                     if name not in current or not _same(current[name].detach(), ref))
+    return changed + sorted(set(current) - set(reference))
 
 
 def _names(names: list[str], shown: int = 3) -> str:
