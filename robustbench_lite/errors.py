@@ -140,3 +140,7 @@ class GeneratorError(RobustbenchError):
 
 class UnknownGeneratorError(UnknownNameError):
     kind = "generator"
+
+
+class GanError(RobustbenchError):
+    """A GAN (generator and discriminator) that cannot be loaded, trained or audited."""

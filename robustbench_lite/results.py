@@ -17,6 +17,7 @@ import pandas as pd
 from robustbench_lite.errors import ResultsFileError
 from robustbench_lite.result_rows import (
     CertificateKeys,
+    GanKeys,
     GateKeys,
     PluginKeys,
     TransferKeys,
@@ -34,18 +35,32 @@ from robustbench_lite.results_schema import (
 from robustbench_lite.threat import RANDOM_TARGETS, norm_label, targeted_prefix
 
 #: Version 2 adds the task, target modes, per-cell objectives and the stage notes; version 3
-#: the judgement of randomised models (draws, standard errors).
-SCHEMA_VERSION = 3
+#: the judgement of randomised models (draws, standard errors); version 4 the objective of
+#: threat summaries and curve points (tasks with several objectives per threat model) and
+#: the ``gan`` object of GAN audits.
+SCHEMA_VERSION = 4
 #: Older versions `from_dict` still reads (their missing fields take their defaults).
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
+
+
+def scope(objective: str | None) -> str | None:
+    """The objective a threat label must name: None for classification's (``untargeted``,
+    ``targeted (MODE)``: the threat model decides it), the name for other tasks' (several
+    may share a norm and eps)."""
+    if objective is None or objective in ("", "untargeted") or \
+            objective.startswith("targeted"):
+        return None
+    return objective
 
 
 def threat_label(norm: str, eps: float, targeted: bool = False,
-                 target_mode: str | None = None) -> str:
+                 target_mode: str | None = None, objective: str | None = None) -> str:
     """A threat model in a table heading: ``Linf 0.1``, ``targeted L2 0.5``,
-    ``targeted(least-likely) Linf 0.2``."""
+    ``targeted(least-likely) Linf 0.2``, ``latent-z-fool-d Linf 0.25`` (another task's
+    objective is named, see `scope`)."""
     mode = (target_mode or RANDOM_TARGETS) if targeted else None
-    return f"{targeted_prefix(mode)}{norm_label(norm)} {eps:g}"
+    named = scope(objective)
+    return f"{named + ' ' if named else ''}{targeted_prefix(mode)}{norm_label(norm)} {eps:g}"
 
 
 @dataclass
@@ -118,6 +133,8 @@ class ThreatSummary:
     target_mode: str | None = None
     success_rate: Fraction | None = None
     standard_error: Fraction | None = None
+    #: The objective, for tasks with several per threat model (see `scope`).
+    objective: str | None = None
 
 
 @dataclass
@@ -180,6 +197,7 @@ class CurvePoint:
     eps: NonNegative
     accuracy: Fraction
     source: str = "grid"
+    objective: str | None = None
 
 
 @dataclass
@@ -250,6 +268,7 @@ class AuditResult:
     task: TaskInfo = field(default_factory=TaskInfo)
     notes: list[StageNote] = field(default_factory=list)
     judgement: Judgement = field(default_factory=Judgement)
+    gan: Annotated[dict[str, Any], Keys(GanKeys)] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored fields as plain data, with ``schema_version`` (``results.json`` adds
@@ -282,12 +301,12 @@ class AuditResult:
         """Adversarial accuracy: one row per attack, one column per threat model, plus the
         worst-case row."""
         frame = self.cells_frame()
-        frame["threat"] = [threat_label(cell.norm, cell.eps, cell.targeted, cell.target_mode)
-                           for cell in self.cells]
+        frame["threat"] = [threat_label(cell.norm, cell.eps, cell.targeted, cell.target_mode,
+                                        cell.objective) for cell in self.cells]
         table = frame.pivot_table(index="attack", columns="threat", values="accuracy",
                                   aggfunc="first", sort=False)
-        worst = {threat_label(row.norm, row.eps, row.targeted, row.target_mode): row.accuracy
-                 for row in self.robust_accuracy}
+        worst = {threat_label(row.norm, row.eps, row.targeted, row.target_mode,
+                              row.objective): row.accuracy for row in self.robust_accuracy}
         table.loc["worst case"] = pd.Series(worst)
         return table
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robustbench_lite.matrix.presets import headline_indices, is_standard_eps
-from robustbench_lite.results import CHECK_STATUSES, AuditResult
+from robustbench_lite.matrix.presets import LATENT_FAMILY, headline_indices, is_standard_eps
+from robustbench_lite.results import CHECK_STATUSES, AuditResult, scope
 
 #: ``Verdict.sanity`` when no check ran.
 NOT_RUN = "not run"
@@ -31,6 +31,8 @@ class HeadlineThreat:
     targeted: bool = False
     target_mode: str | None = None
     success_rate: float | None = None
+    objective: str | None = None  # named when the task has several (`results.scope`)
+    family: str = ""  # whose standard eps ``standard`` refers to
 
 
 @dataclass(frozen=True)
@@ -47,16 +49,17 @@ class Verdict:
 
 
 def strongest_attack(result: AuditResult, norm: str, eps: float, targeted: bool = False,
-                     target_mode: str | None = None) -> tuple[str | None, float | None]:
+                     target_mode: str | None = None, objective: str | None = None
+                     ) -> tuple[str | None, float | None]:
     """The attack that broke the most samples at the threat model (norm, eps, targeted) and
     the share it broke; ties go to the earlier attack. In cascade mode each cell's accuracy
     already counts the earlier attacks, so an attack's share is the drop from the previous
     cell."""
     best: tuple[str | None, float | None] = (None, None)
-    previous = result.clean_accuracy
+    previous = clean_accuracy_of(result, objective)
     for cell in result.cells:
-        if (cell.norm, cell.eps, cell.targeted, cell.target_mode) != (
-                norm, eps, targeted, target_mode) or cell.accuracy is None:
+        if (cell.norm, cell.eps, cell.targeted, cell.target_mode, scope(cell.objective)) != (
+                norm, eps, targeted, target_mode, scope(objective)) or cell.accuracy is None:
             continue
         broke = previous - cell.accuracy
         if result.mode != "full":
@@ -66,19 +69,49 @@ def strongest_attack(result: AuditResult, norm: str, eps: float, targeted: bool 
     return best
 
 
+def _view(result: AuditResult, objective: str | None) -> dict[str, object] | None:
+    """The GAN view of ``objective`` (`robustbench_lite.gan.views`), if the result has it."""
+    for view in result.gan.get("views", []) if objective is not None else []:
+        if view.get("objective") == objective:
+            return dict(view)
+    return None
+
+
+def clean_accuracy_of(result: AuditResult, objective: str | None) -> float:
+    """The clean accuracy the cells of ``objective`` start from: the view's for a GAN
+    audit, else the audit's."""
+    view = _view(result, objective)
+    value = view.get("clean_accuracy") if view is not None else None
+    return float(value) if isinstance(value, int | float) else result.clean_accuracy
+
+
+def family_of(result: AuditResult, objective: str | None) -> str:
+    """The family whose standard eps the threat models of ``objective`` use: the data's,
+    or `LATENT_FAMILY` for a GAN's latent views."""
+    view = _view(result, objective)
+    return LATENT_FAMILY if view is not None and view.get("space") != "pixel" \
+        else result.data.family
+
+
 def verdict(result: AuditResult) -> Verdict:
     """The verdict of ``result``; computed, never stored in it."""
     rows = result.robust_accuracy
-    chosen = headline_indices(result.data.family,
-                              [(row.norm, row.eps, row.targeted) for row in rows])
+    groups: dict[str | None, list[int]] = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(scope(row.objective), []).append(index)
     threats = []
-    for index in chosen:
-        row = rows[index]
-        attack, broke = strongest_attack(result, row.norm, row.eps, row.targeted,
-                                         row.target_mode)
-        standard = is_standard_eps(result.data.family, row.norm, row.eps)
-        threats.append(HeadlineThreat(row.norm, row.eps, standard, row.accuracy, attack,
-                                      broke, row.targeted, row.target_mode, row.success_rate))
+    for objective, indices in groups.items():
+        family = family_of(result, objective)
+        chosen = headline_indices(family, [(rows[i].norm, rows[i].eps, rows[i].targeted)
+                                           for i in indices])
+        for index in (indices[i] for i in chosen):
+            row = rows[index]
+            attack, broke = strongest_attack(result, row.norm, row.eps, row.targeted,
+                                             row.target_mode, objective)
+            standard = is_standard_eps(family, row.norm, row.eps)
+            threats.append(HeadlineThreat(row.norm, row.eps, standard, row.accuracy, attack,
+                                          broke, row.targeted, row.target_mode,
+                                          row.success_rate, objective, family))
     counts = {status: sum(check.status == status for check in result.checks)
               for status in CHECK_STATUSES}
     worst = [status for status in CHECK_STATUSES if counts[status]]

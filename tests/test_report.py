@@ -32,7 +32,7 @@ def result(default_model: RobustModel, digits_test: EvalData) -> AuditResult:
 def test_results_json_round_trip(result: AuditResult, tmp_path: Path) -> None:
     paths = write_outputs(result, tmp_path)
     raw = json.loads(paths["results"].read_text())
-    assert raw["schema_version"] == 3
+    assert raw["schema_version"] == 4
     assert AuditResult.from_dict(raw) == result
     assert 0 <= raw["clean_accuracy"] <= 1
     assert {(c["attack"], c["norm"], c["eps"]) for c in raw["cells"]} == {

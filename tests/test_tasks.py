@@ -147,7 +147,7 @@ def test_the_host_judges_a_task_with_its_own_test(default_model: RobustModel,
 def test_tasks_register_through_the_hook_and_clash_by_name() -> None:
     catalogue = build_catalogue(get_plugin_manager(load_entrypoints=False,
                                                    extra_plugins=(_plugin(EvenDigitTask),)))
-    assert catalogue.tasks.names() == ["classification", "even-digit"]
+    assert catalogue.tasks.names() == ["classification", "even-digit", "gan"]
 
     class Clash(EvenDigitTask):
         name = "classification"

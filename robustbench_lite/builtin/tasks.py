@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from robustbench_lite.gan.task import GanTask
 from robustbench_lite.hookspecs import hookimpl
 from robustbench_lite.tasks.classification.task import ClassificationTask
 
@@ -12,3 +13,4 @@ from robustbench_lite.tasks.classification.task import ClassificationTask
 @hookimpl
 def register_tasks(register: Callable[[Any], None]) -> None:
     register(ClassificationTask)
+    register(GanTask)

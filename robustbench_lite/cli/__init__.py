@@ -16,6 +16,7 @@ from robustbench_lite.cli.matrix import matrix_group
 from robustbench_lite.cli.plugins import plugins_command
 from robustbench_lite.cli.report import diff_command, report_command
 from robustbench_lite.cli.train import train_command
+from robustbench_lite.cli.train_gan import train_gan_command
 from robustbench_lite.errors import PluginError
 
 
@@ -71,6 +72,7 @@ cli.add_command(report_command)
 cli.add_command(diff_command)
 cli.add_command(train_command)
 cli.add_command(train_generator_command)
+cli.add_command(train_gan_command)
 
 
 def add_plugin_commands(group: click.Group) -> None:

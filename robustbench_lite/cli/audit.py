@@ -21,11 +21,15 @@ from robustbench_lite.cli.options import (
     cell_time_limit_option,
     check_output_folder,
     parse_model_options,
+    refuse_given,
     template_dir_option,
 )
 from robustbench_lite.engine.settings import AuditSettings
 from robustbench_lite.engine.store import ResultStore
 from robustbench_lite.file_set import complete_interrupted_write
+from robustbench_lite.gan.api import audit_gan, open_pair
+from robustbench_lite.gan.matrices import gan_matrix
+from robustbench_lite.gan.task import GanTask
 from robustbench_lite.gates import (
     GATE_FAILED_EXIT_CODE,
     Gate,
@@ -54,6 +58,8 @@ Examples:
   robust audit model.pt --data test.npz --strict    # exit 4 if a sanity check fails
   robust audit whole_model.pt --trust-model     # pickled nn.Module: runs code from the file
   robust audit --template-dir ./our-templates   # restyled report (see robust report --help)
+  robust audit --task gan                       # the bundled digits GAN's discriminator
+  robust audit --task gan --generator G.pt --discriminator D.pt --data real.npz
 """
 
 
@@ -85,7 +91,16 @@ Examples:
               "Append :targeted for targets drawn at random, or :targeted=MODE with MODE "
               "next-likely, least-likely or a class index.")
 @click.option("--task", default=DEFAULT_TASK, show_default=True,
-              help="How the model is judged: a registered task (see `robust plugins`).")
+              help="How the model is judged: a registered task (see `robust plugins`); "
+              "gan audits a GAN's discriminator (MODEL: one file holding G and D).")
+@click.option("--generator", "gan_generator", metavar="FILE",
+              help="--task gan: the generator (safetensors or TorchScript).")
+@click.option("--discriminator", "gan_discriminator", metavar="FILE",
+              help="--task gan: the discriminator (safetensors or TorchScript).")
+@click.option("--feature-model", metavar="FILE[@ARCH]",
+              help="--task gan: a classifier of the real images whose penultimate layer "
+              "measures image quality. [default: the bundled digits classifier for 8x8 "
+              "digits]")
 @click.option("--fast", is_flag=True, help="Cascade mode: each attack runs only on samples "
               "the earlier ones left robust (same worst case, cumulative per-attack cells).")
 @click.option("--compare", "compare_models", multiple=True, metavar="MODEL",
@@ -144,7 +159,9 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
                   trust_model: bool, format_name: str | None, mean: str | None,
                   std: str | None, data_spec: str | None, split: str, n_samples: int | None,
                   matrix: str, attack_specs: tuple[str, ...], threat_specs: tuple[str, ...],
-                  task: str, fast: bool, compare_models: tuple[str, ...], transfer: bool,
+                  task: str, gan_generator: str | None, gan_discriminator: str | None,
+                  feature_model: str | None, fast: bool, compare_models: tuple[str, ...],
+                  transfer: bool,
                   transfer_attack: str, fail_under: str | None, fail_under_at: tuple[str, ...],
                   seed: int, batch_size: int, shard_size: int | None, device: str,
                   cell_time_limit: float, draws: int | None, out_dir: Path, use_store: bool,
@@ -169,21 +186,40 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
     sections = catalogue_for(manager).report_sections_for(task)
     check_templates(template_dirs, sections)
     check_output_folder(out_dir)
-    job = prepare_job(
-        model, data_spec, matrix=matrix, attacks=attack_specs, threats=threat_specs,
-        options=ModelOptions(arch=arch, arch_kwargs=kwargs, trust_model=trust_model,
-                             mean=mean_values, std=std_values, format_name=format_name,
-                             name=name),
-        compare=compare_models, transfer=transfer, transfer_attack=transfer_attack, seed=seed,
-        batch_size=batch_size, device=target, fast=fast, shard_size=shard_size,
-        store=out_dir / ResultStore.FILENAME if use_store else None, split=split,
-        n_samples=n_samples, examples=n_examples, checks=run_checks, task=task,
-        cell_time_limit=cell_time_limit or None, draws=draws, show_progress=not quiet,
-        command=command_line(click.get_current_context()), manager=manager,
-        smoothing_sigma=smoothing_sigma, smoothing_n0=smoothing_n0, smoothing_n=smoothing_n,
-        smoothing_alpha=smoothing_alpha)
-    click.echo(_first_line(job, model))
-    result = run_job(job)
+    if task != GanTask.name and (gan_generator or gan_discriminator or feature_model):
+        raise click.UsageError("--generator, --discriminator and --feature-model describe a "
+                               "GAN; add --task gan")
+    if task == GanTask.name:
+        refuse_given(click.get_current_context(), NOT_FOR_GAN, "with --task gan: the GAN "
+                     "matrix (--matrix quick or standard) sets its attacks and threat models "
+                     "(docs/gan.md)")
+        gan_matrix(matrix)  # a typo fails before any file is read
+        pair = open_pair(model, generator=gan_generator, discriminator=gan_discriminator)
+        click.echo(f"Auditing the discriminator of {pair.name} ({pair.format}), matrix "
+                   f"gan-{matrix}")
+        result = audit_gan(pair, data=data_spec, split=split, matrix=matrix,
+                           samples=n_samples, feature_model=feature_model, seed=seed,
+                           batch_size=batch_size, device=target,
+                           store=out_dir / ResultStore.FILENAME if use_store else None,
+                           checks=run_checks, show_progress=not quiet,
+                           cell_time_limit=cell_time_limit or None,
+                           command=command_line(click.get_current_context()), manager=manager)
+    else:
+        job = prepare_job(
+            model, data_spec, matrix=matrix, attacks=attack_specs, threats=threat_specs,
+            options=ModelOptions(arch=arch, arch_kwargs=kwargs, trust_model=trust_model,
+                                 mean=mean_values, std=std_values, format_name=format_name,
+                                 name=name),
+            compare=compare_models, transfer=transfer, transfer_attack=transfer_attack, seed=seed,
+            batch_size=batch_size, device=target, fast=fast, shard_size=shard_size,
+            store=out_dir / ResultStore.FILENAME if use_store else None, split=split,
+            n_samples=n_samples, examples=n_examples, checks=run_checks, task=task,
+            cell_time_limit=cell_time_limit or None, draws=draws, show_progress=not quiet,
+            command=command_line(click.get_current_context()), manager=manager,
+            smoothing_sigma=smoothing_sigma, smoothing_n0=smoothing_n0, smoothing_n=smoothing_n,
+            smoothing_alpha=smoothing_alpha)
+        click.echo(_first_line(job, model))
+        result = run_job(job)
     result.gates = evaluate_gates(result, gates)
     try:
         paths = write_outputs(result, out_dir, template_dirs, sections)
@@ -214,6 +250,13 @@ def audit_command(model: str | None, arch: str | None, arch_kwargs: str | None,
         raise SystemExit(CHECK_FAILED_EXIT_CODE)
 
 
+#: Options of a classifier audit that a GAN audit does not use (its views, attacks and
+#: threat models come from the GAN matrix: robustbench_lite.gan.matrices).
+NOT_FOR_GAN = ("arch", "arch_kwargs", "trust_model", "format_name", "mean", "std",
+               "attack_specs", "threat_specs", "fast", "compare_models", "transfer_attack",
+               "shard_size", "draws", "smoothing_sigma", "name")
+
+
 def _first_line(job: AuditJob, model: str | None) -> str:
     data = f"on {job.data.name!r} ({job.split} split, {len(job.data.x)} samples), " \
            f"matrix {job.matrix.name!r}"
@@ -233,7 +276,28 @@ def _parse_gates(fail_under: str | None, fail_under_at: tuple[str, ...]) -> list
     return gates
 
 
+def _print_gan_summary(result: AuditResult) -> None:
+    """D's quality numbers, then one accuracy table per view (objective)."""
+    gan = result.gan
+    quality = (f"   FD {gan['fd']:.4g}, KID {gan['kid']:.4g} ({gan['feature_extractor']})"
+               if gan.get("fd") is not None else "")
+    click.echo(f"\nD accuracy on held-out real vs generated: {result.clean_accuracy:.2%}"
+               f"{quality}")
+    table = result.accuracy_table()
+    for view in gan.get("views", []):
+        prefix = f"{view['objective']} "
+        columns = [column for column in table.columns if str(column).startswith(prefix)]
+        part = table[columns].dropna(how="all")
+        part.columns = [str(column)[len(prefix):] for column in part.columns]
+        click.echo(f"\n{view['objective']} (clean: D keeps its decision on "
+                   f"{view['clean_accuracy']:.1%} of {view['n_samples']}):")
+        click.echo(part.map(lambda v: "-" if v != v else f"{v:.2%}").to_string())
+
+
 def _print_summary(result: AuditResult) -> None:
+    if result.gan:
+        _print_gan_summary(result)
+        return
     click.echo(f"\nClean accuracy: {result.clean_accuracy:.2%}   mode: {result.mode}")
     table = result.accuracy_table()
     click.echo(table.map(lambda v: "-" if v != v else f"{v:.2%}").to_string())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import torch
 
 from robustbench_lite.api import DEFAULT_MATRIX, ModelOptions
 from robustbench_lite.cli.errors import command_line, configure_output, explain_errors
@@ -12,7 +13,12 @@ from robustbench_lite.cli.options import (
     cell_time_limit_option,
     check_output_folder,
     parse_model_options,
+    refuse_given,
 )
+from robustbench_lite.gan.api import open_pair
+from robustbench_lite.gan.harden import harden_gan, parse_d_at
+from robustbench_lite.gan.matrices import gan_matrix
+from robustbench_lite.gan.training import CHECKPOINT as GAN_CHECKPOINT
 from robustbench_lite.hardening import harden
 from robustbench_lite.reports.diff import diff_table, formatted_diff_table
 from robustbench_lite.training.harden import CHECKPOINT, HardenSettings
@@ -27,6 +33,9 @@ Examples:
       --defense fast-at:eps=0.0314 --epochs 5 --out hardened/
   robust harden --defense pgd-at --out hardened/ --resume   # continue an interrupted run
   robust harden --defense ensemble-at:models=other.pt+digits-cnn   # examples from static models
+  robust harden --task gan --defense d-at              # the bundled digits GAN's discriminator
+  robust harden --task gan --generator G.pt --discriminator D.pt --data real.npz \
+      --defense d-at:spaces=latent-z+pixel,mix=0.5,z_eps=0.5 --epochs 10
 """
 
 
@@ -61,6 +70,15 @@ Examples:
 @click.option("--arch-kwargs", help="JSON keyword arguments for --arch.")
 @click.option("--mean", help="Per-channel normalisation mean folded into the model.")
 @click.option("--std", help="Per-channel normalisation std folded into the model.")
+@click.option("--task", type=click.Choice(["classification", "gan"]), default="classification",
+              show_default=True, help="gan: harden a GAN's discriminator with d-at (MODEL: "
+              "one file holding G and D; docs/gan.md).")
+@click.option("--generator", "gan_generator", metavar="FILE",
+              help="--task gan: the generator (safetensors or TorchScript).")
+@click.option("--discriminator", "gan_discriminator", metavar="FILE",
+              help="--task gan: the discriminator (safetensors or TorchScript).")
+@click.option("--feature-model", metavar="FILE[@ARCH]", help="--task gan: the classifier "
+              "whose penultimate layer measures image quality (see robust audit --help).")
 @click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda, cuda:N or mps, where present.")
@@ -73,7 +91,9 @@ def harden_command(model: str | None, defense_specs: tuple[str, ...], data_spec:
                    epochs: int, batch_size: int, lr: float, validation_fraction: float,
                    from_scratch: bool, resume: bool, matrix: str, transfer: bool,
                    n_samples: int | None, arch: str | None, arch_kwargs: str | None,
-                   mean: str | None, std: str | None, seed: int, device: str,
+                   mean: str | None, std: str | None, task: str, gan_generator: str | None,
+                   gan_discriminator: str | None, feature_model: str | None, seed: int,
+                   device: str,
                    cell_time_limit: float, out_dir: Path, quiet: bool) -> None:
     """Harden MODEL with defenses, then audit it before and after.
 
@@ -86,6 +106,12 @@ def harden_command(model: str | None, defense_specs: tuple[str, ...], data_spec:
     configure_output(quiet)
     target, kwargs, mean_values, std_values = parse_model_options(device, arch_kwargs, mean, std)
     check_output_folder(out_dir)
+    if task == "gan":
+        _harden_gan(click.get_current_context(), model, defense_specs, target, out_dir)
+        return
+    if gan_generator or gan_discriminator or feature_model:
+        raise click.UsageError("--generator, --discriminator and --feature-model describe a "
+                               "GAN; add --task gan")
     if (out_dir / CHECKPOINT).is_file() and not resume:
         raise click.ClickException(f"{out_dir} holds a checkpoint of an earlier run; pass "
                                    "--resume to continue it, or choose another --out")
@@ -109,3 +135,47 @@ def harden_command(model: str | None, defense_specs: tuple[str, ...], data_spec:
                        ("Log", "log_csv"), ("Comparison", "comparison")):
         if key in outcome.paths:
             click.echo(f"{label + ':':11s} {outcome.paths[key].resolve()}")
+
+
+#: Options of classifier hardening that a GAN's does not use.
+NOT_FOR_GAN = ("arch", "arch_kwargs", "mean", "std", "from_scratch", "validation_fraction",
+               "lr", "transfer")
+
+
+def _harden_gan(context: click.Context, model: str | None, defense_specs: tuple[str, ...],
+                device: torch.device, out_dir: Path) -> None:
+    """``robust harden --task gan``: d-at on the GAN (robustbench_lite.gan.harden)."""
+    refuse_given(context, NOT_FOR_GAN, "with --task gan: the d-at spec sets the GAN's "
+                 "training (docs/gan.md)")
+    if len(defense_specs) != 1:
+        raise click.UsageError("--task gan takes exactly one --defense: d-at[:k=v,...]")
+    params = context.params
+    resume = bool(params["resume"])
+    if (out_dir / GAN_CHECKPOINT).is_file() and not resume:
+        raise click.ClickException(f"{out_dir} holds a checkpoint of an earlier run; pass "
+                                   "--resume to continue it, or choose another --out")
+    parse_d_at(defense_specs[0], params["epochs"], params["batch_size"], params["seed"])
+    gan_matrix(params["matrix"])  # typos fail before any file is read
+    pair = open_pair(model, generator=params["gan_generator"],
+                     discriminator=params["gan_discriminator"])
+    quiet = bool(params["quiet"])
+    outcome = harden_gan(pair, defense_specs[0], out_dir, epochs=params["epochs"],
+                         batch_size=params["batch_size"], seed=params["seed"],
+                         data=params["data_spec"], matrix=params["matrix"],
+                         samples=params["n_samples"], feature_model=params["feature_model"],
+                         resume=resume, device=device,
+                         cell_time_limit=params["cell_time_limit"] or None,
+                         show_progress=not quiet, command=command_line(context))
+    if not quiet:
+        records = outcome.training.records
+        if records:
+            click.echo(f"\nTrained {len(records)} epoch(s) in {outcome.training.seconds:.0f} s "
+                       f"({outcome.training.seconds / len(records):.1f} s per epoch)")
+        table = formatted_diff_table(diff_table(outcome.before, outcome.after))
+        click.echo(table.to_string(index=False))
+        for name, before in outcome.before.task.metrics.items():
+            after = outcome.after.task.metrics.get(name, float("nan"))
+            click.echo(f"{name}: {before:.4g} -> {after:.4g}")
+    for key, path in outcome.paths.items():
+        label = "Model" if key.startswith("model") else key.replace("_", " ").capitalize()
+        click.echo(f"{label + ':':11s} {path.resolve()}")

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,13 @@ cell_time_limit_option = click.option(
     default=DEFAULT_CELL_TIME_LIMIT, show_default=True, metavar="SECONDS",
     help="Fail a cell (or one --shard-size unit of it) that runs longer than this, e.g. a "
          "hung plugin attack; it is not stored, so a rerun tries again. 0: no limit.")
+
+
+def refuse_given(context: click.Context, names: Sequence[str], reason: str) -> None:
+    """A usage error when the user gave any of the options ``names`` (parameter names, left
+    at their defaults otherwise): ``--a, --b cannot be used REASON``."""
+    flags = {param.name: param.opts[0] for param in context.command.params}
+    given = [flags[name] for name in names
+             if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot be used {reason}")

@@ -69,7 +69,7 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _amplified(delta: np.ndarray) -> tuple[np.ndarray, float]:
+def amplified(delta: np.ndarray) -> tuple[np.ndarray, float]:
     """The perturbation around mid-grey, scaled so its largest change reaches black or
     white; and the scale factor."""
     largest = float(np.abs(delta).max())
@@ -99,7 +99,7 @@ def capture_examples(model: RobustModel, data: EvalData, task: Task, attack: Att
     for row, index in enumerate(indices):
         original = x[row].cpu().numpy()
         attacked = outcome.x_adv[row].detach().cpu().numpy()
-        perturbation, factor = _amplified(attacked - original)
+        perturbation, factor = amplified(attacked - original)
         examples.append(AdversarialExample(
             index=int(index), attack=attack.name, norm=threat.norm.value, eps=threat.eps,
             true_label=task.label_name(int(y[row]), data.class_names),

@@ -63,6 +63,8 @@ from robustbench_lite.matrix.core import MatrixPreset, ThreatMatrix
 from robustbench_lite.threat import Norm, ThreatModel
 
 GENERIC_FAMILY = "generic"
+#: The family of a GAN's latent inputs (z, or standardised w).
+LATENT_FAMILY = "gan-latent"
 
 _CIFAR = {Norm.LINF: 8 / 255, Norm.L2: 0.5}
 
@@ -75,6 +77,8 @@ STANDARD_EPS: dict[str, dict[Norm, float]] = {
     "digits": {Norm.LINF: 0.1, Norm.L2: 1.0},
     "colour-digits": {Norm.LINF: 0.1, Norm.L2: 1.0, Norm.SEMANTIC: 2.0},
     GENERIC_FAMILY: dict(_CIFAR),
+    # A GAN's latent space, in prior standard deviations per coordinate (docs/gan.md).
+    LATENT_FAMILY: {Norm.LINF: 0.25, Norm.L2: 1.0},
 }
 
 #: Multipliers of the standard eps in the ``standard`` preset's grids.

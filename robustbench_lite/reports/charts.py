@@ -21,8 +21,9 @@ from matplotlib.lines import Line2D
 from matplotlib.textpath import text_to_path
 from matplotlib.ticker import PercentFormatter
 
-from robustbench_lite.results import AuditResult, CurvePoint
+from robustbench_lite.results import AuditResult, CurvePoint, scope
 from robustbench_lite.threat import norm_label
+from robustbench_lite.verdict import clean_accuracy_of
 
 WORST = "worst case"
 MINIMAL = "minimal distances"
@@ -49,17 +50,26 @@ class Chart:
 
 
 def robustness_charts(result: AuditResult) -> list[Chart]:
-    """One chart per norm of ``result.curves``, in the order of ``result.robust_accuracy``
+    """One chart per norm (and objective, for tasks with several: `results.scope`) of
+    ``result.curves``, in the order of ``result.robust_accuracy``
     (other norms after, in order of first appearance); [] without curve points. Points of
     another source than grid or minimal distances, and points whose eps or accuracy is not
     finite (NaN, infinite: nothing to plot), are left out."""
     points = [p for p in result.curves if p.source in ("grid", MINIMAL)
               and math.isfinite(p.eps) and math.isfinite(p.accuracy)]
-    evaluated = [row.norm for row in result.robust_accuracy]
-    norms = list(dict.fromkeys(point.norm for point in points))
-    norms.sort(key=lambda norm: evaluated.index(norm) if norm in evaluated else len(evaluated))
-    return [norm_chart(norm, [p for p in points if p.norm == norm], result.clean_accuracy)
-            for norm in norms]
+    evaluated = [(scope(row.objective), row.norm) for row in result.robust_accuracy]
+    keys = list(dict.fromkeys((scope(point.objective), point.norm) for point in points))
+    keys.sort(key=lambda key: evaluated.index(key) if key in evaluated else len(evaluated))
+    charts = []
+    for objective, norm in keys:
+        chart = norm_chart(norm, [p for p in points
+                                  if (scope(p.objective), p.norm) == (objective, norm)],
+                           clean_accuracy_of(result, objective))
+        if objective is not None:
+            chart = Chart(chart.norm, f"{objective}: {chart.title}",
+                          f"{objective}: {chart.alt}", chart.data_uri)
+        charts.append(chart)
+    return charts
 
 
 def norm_chart(norm: str, points: Sequence[CurvePoint], clean_accuracy: float) -> Chart:

@@ -12,12 +12,13 @@ import jinja2
 from markupsafe import Markup
 
 from robustbench_lite.errors import ReportTemplateError
+from robustbench_lite.gan.task import SUCCESS_WORDS as OBJECTIVE_WORDS
 from robustbench_lite.reports.bidi import neutralise_bidi
 from robustbench_lite.reports.charts import robustness_charts
 from robustbench_lite.reports.loader import template_errors, template_loader
 from robustbench_lite.reports.sections import ReportSection, section_data, section_template_dirs
 from robustbench_lite.reports.stub import stub_result
-from robustbench_lite.results import AuditResult, PerClassRow, threat_label
+from robustbench_lite.results import AuditResult, PerClassRow, scope, threat_label
 from robustbench_lite.threat import norm_label, targeted_prefix
 from robustbench_lite.verdict import verdict
 
@@ -108,9 +109,26 @@ TARGET_WORDS = {
 }
 
 
+LATENT_WORDS = {
+    "linf": "each latent coordinate may move by at most {eps} prior standard deviations "
+            "(L-infinity norm; w is standardised by its measured spread)",
+    "l2": "the latent change's Euclidean length (L2 norm) is at most {eps} prior standard "
+          "deviations (w is standardised by its measured spread)",
+}
+
+
 def describe_threat(norm: str, eps: float, targeted: bool = False,
-                    target_mode: str | None = None) -> str:
-    """A threat model in words a reviewer understands (pixels are in [0, 1])."""
+                    target_mode: str | None = None, objective: str | None = None) -> str:
+    """A threat model in words a reviewer understands (pixels are in [0, 1]; a GAN's
+    latent objectives move latents, in prior standard deviations)."""
+    named = scope(objective)
+    if named is not None:
+        latent = named.startswith("latent-")
+        amount = f"{eps:g}" + (f" (about {eps * 255:.3g}/255)" if norm == "linf" and
+                               not latent else "")
+        table = LATENT_WORDS if latent else NORM_WORDS
+        words = table.get(norm, norm + " norm at most {eps}").format(eps=amount)
+        return f"{words}; success: {OBJECTIVE_WORDS.get(named, named + ' reached')}"
     amount = f"{eps:g}" + (f" (about {eps * 255:.3g}/255)" if norm == "linf" else "")
     words = NORM_WORDS.get(norm, norm + " norm at most {eps}").format(eps=amount)
     if targeted:
@@ -242,8 +260,10 @@ def render_html(result: AuditResult, template_dirs: Sequence[Path] = (),
     context: dict[str, Any] = {
         "result": result,
         "verdict": verdict(result),
-        "threats": [(threat_label(row.norm, row.eps, row.targeted, row.target_mode),
-                     describe_threat(row.norm, row.eps, row.targeted, row.target_mode))
+        "threats": [(threat_label(row.norm, row.eps, row.targeted, row.target_mode,
+                                  row.objective),
+                     describe_threat(row.norm, row.eps, row.targeted, row.target_mode,
+                                     row.objective))
                     for row in result.robust_accuracy],
         "per_class": per_class_grid(result),
         "charts": robustness_charts(result),

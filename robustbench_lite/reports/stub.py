@@ -1,5 +1,6 @@
 """A small made-up `AuditResult` with every optional part present (failed, targeted and
-invalid cells, transfer rows, sanity checks, gates, examples, a certificate, notes), on
+invalid cells, transfer rows, sanity checks, gates, examples, a certificate, notes, a GAN
+audit's ``gan`` object and a threat summary of another task's objective), on
 which the report templates are rendered before an audit runs (`render.check_templates`):
 a template that fails on any part of a result fails at once, not after the audit."""
 
@@ -70,7 +71,9 @@ def stub_result() -> AuditResult:
             ThreatSummary(norm=norm, eps=eps, accuracy=0.25, attacks=["fgsm", "pgd"],
                           targeted=targeted, target_mode=mode,
                           success_rate=0.25 if targeted else None, standard_error=0.01)
-            for norm, eps, targeted, mode in threats],
+            for norm, eps, targeted, mode in threats]
+        + [ThreatSummary(norm="linf", eps=0.25, accuracy=0.5, attacks=["pgd"],
+                         objective="latent-z-fool-d")],
         run=RunInfo(0, "cpu", 4, "robust audit", "2000-01-01T00:00:00+00:00", 1.0,
                     {"robustbench_lite": "0", "torch": "0"},
                     [{"name": "example-plugin", "version": "1.0"}]),
@@ -101,4 +104,25 @@ def stub_result() -> AuditResult:
         notes=[StageNote("transfer", "surrogate", "failed", "example failure"),
                StageNote("examples", "", "skipped", "example reason")],
         judgement=Judgement(randomised=True, draws=16, clean_standard_error=0.01),
+        gan=_gan(),
     )
+
+
+def _gan() -> dict[str, object]:
+    """A GAN audit's ``gan`` object with every optional part."""
+    return {
+        "d_accuracy": 0.5, "d_real_accuracy": 0.5, "d_fake_accuracy": 0.5,
+        "feature_extractor": "template-check features", "fd": 1.5, "kid": 0.01,
+        "kid_std": 0.001, "real_samples": 4, "generated_samples": 4, "z_dim": 2, "w_dim": 2,
+        "views": [{"objective": "latent-z-fool-d", "space": "z", "n_samples": 4,
+                   "clean_accuracy": 0.5, "data": "template-check"}],
+        "movement": [{"objective": "latent-z-fool-d", "norm": "linf", "eps": 0.25,
+                      "attack": "pgd", "n_samples": 4, "success_rate": 0.5, "pixel_l2": 0.1,
+                      "pixel_linf": 0.05, "feature_distance": 0.2,
+                      "pixel_l2_successful": None, "feature_distance_successful": None}],
+        "grids": [{"objective": "latent-z-fool-d", "norm": "linf", "eps": 0.25,
+                   "attack": "pgd", "image": _PIXEL, "caption": "template-check"}],
+        "training": [{"epoch": 1, "d_loss": 1.0, "g_loss": 1.0, "seconds": 1.0, "r1": 0.1,
+                      "fd": 2.0, "kid": 0.02, "eps": 0.5, "d_accuracy": 0.5},
+                     {"epoch": 2, "d_loss": 0.9, "g_loss": None, "seconds": 1.0}],
+    }

@@ -24,12 +24,10 @@ networks are trained and why: `robustbench_lite.semantic.train_generator`.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -40,6 +38,7 @@ from torch.nn import functional
 from robustbench_lite.atomic import atomic_path
 from robustbench_lite.errors import GeneratorError
 from robustbench_lite.semantic.generator import StyleGenerator
+from robustbench_lite.sizes import NetworkSizes
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ FORMAT_VERSION = "1"
 
 
 @dataclass(frozen=True)
-class MiniStyleGANConfig:
+class MiniStyleGANConfig(NetworkSizes):
     """Sizes of the networks; stored in the file's metadata as JSON."""
 
     z_dim: int = 16
@@ -61,26 +60,6 @@ class MiniStyleGANConfig:
     channels_8x8: int = 32
     encoder_channels: int = 32
     image_channels: int = 3
-
-    #: Largest value of a size field: a crafted ``config`` must not allocate gigabytes.
-    LARGEST: ClassVar[int] = 1024
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if isinstance(value, bool) or not isinstance(value, int) or \
-                    not 1 <= value <= self.LARGEST:
-                raise ValueError(f"{name} must be a whole number from 1 to {self.LARGEST}, "
-                                 f"got {str(value)[:40]!r}")
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> MiniStyleGANConfig:
-        values = json.loads(text)
-        if not isinstance(values, dict):
-            raise ValueError("the config is not a JSON object")
-        return cls(**values)
 
 
 class ModulatedConv(nn.Module):

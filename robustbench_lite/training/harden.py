@@ -16,19 +16,18 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robustbench_lite.atomic import atomic_path
 from robustbench_lite.attacks.pgd import PGD
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.defenses.base import Recipe, TrainingStep
 from robustbench_lite.errors import DefenseError
 from robustbench_lite.tasks.classification.objectives import Misclassification
 from robustbench_lite.threat import Norm, ThreatModel
+from robustbench_lite.training.checkpoint import load_checkpoint, save_checkpoint
 from robustbench_lite.training.loop import accuracy, deterministic_torch
 
 logger = logging.getLogger(__name__)
@@ -133,23 +132,13 @@ class Hardener:
                  "defense_generator": self.defense_generator.get_state(),
                  "torch_generator": torch.get_rng_state(),
                  "log": [asdict(entry) for entry in self.log]}
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.checkpoint) as temporary:
-            torch.save(state, temporary)
+        save_checkpoint(self.checkpoint, state)
 
     def resume(self) -> int:
         """Load the checkpoint (if any) and return the number of finished epochs."""
-        if self.checkpoint is None or not self.checkpoint.is_file():
+        state = load_checkpoint(self.checkpoint, self.fingerprint, DefenseError, "`out`")
+        if state is None:
             return 0
-        try:
-            state: dict[str, Any] = torch.load(self.checkpoint, weights_only=True)
-        except Exception as exc:
-            raise DefenseError(f"cannot read the checkpoint {self.checkpoint}: {exc}; delete "
-                               "it to start over") from None
-        if state.get("fingerprint") != self.fingerprint:
-            raise DefenseError(f"the checkpoint {self.checkpoint} belongs to a run with other "
-                               "settings, defenses, data or starting model; use another "
-                               "`out`, or delete it to start over")
         self.module.load_state_dict(state["model"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.schedule.load_state_dict(state["schedule"])
