@@ -141,6 +141,8 @@ def test_audit_names_every_cell_and_worst_case_by_objective(audited: AuditResult
     assert all(row["pixel_l2"] >= 0 for row in gan["movement"])
     assert gan["grids"] and gan["grids"][0]["image"].startswith("data:image/png;base64,")
     assert audited.checks and not any("probabilities" in c.name for c in audited.checks)
+    assert "latent-z-fool-d success at the median threshold, Linf 0.25" in \
+        audited.task.metrics  # the threshold-free number, compared by robust diff
 
 
 def test_results_round_trip_and_report(audited: AuditResult, tmp_path: Path,

@@ -12,6 +12,7 @@ do not run.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -41,6 +42,7 @@ from robustbench_lite.gan.quality import (
 from robustbench_lite.gan.task import GanTask
 from robustbench_lite.gan.views import LatentToRealness, View, ViewPlan, build_views
 from robustbench_lite.host.attack import attack_batch, batch_seed
+from robustbench_lite.matrix.presets import LATENT_FAMILY, standard_eps
 from robustbench_lite.results import (
     AuditResult,
     DataInfo,
@@ -49,6 +51,7 @@ from robustbench_lite.results import (
     SanityCheck,
     StageNote,
     TaskInfo,
+    threat_label,
 )
 from robustbench_lite.threat import Norm, ThreatModel
 
@@ -117,12 +120,27 @@ def run_gan_audit(pair: GanPair, real: EvalData, matrix: GanMatrix, settings: Au
         matrix={"name": f"gan-{matrix.name}", "version": matrix.version},
         curves=merged.curves,
         checks=merged.checks,
-        task=TaskInfo(task.name, task.version, task.description,
-                      {key: float(quality[key]) for key in ("fd", "kid", "d_accuracy")
-                       if quality.get(key) is not None}),
+        task=TaskInfo(task.name, task.version, task.description, _metrics(quality, movement)),
         notes=merged.notes,
         gan=gan,
     )
+
+
+def _metrics(quality: dict[str, Any], movement: list[dict[str, Any]]) -> dict[str, float]:
+    """The task's headline numbers: quality, D's accuracy on each side, and the fool-D
+    success at the median threshold at the standard latent budgets (comparable across
+    models whatever their thresholds)."""
+    metrics = {key: float(quality[key]) for key in ("fd", "kid", "d_accuracy",
+                                                    "d_real_accuracy", "d_fake_accuracy")
+               if quality.get(key) is not None}
+    standard = standard_eps(LATENT_FAMILY)
+    for row in movement:
+        value = row.get("median_threshold_success_rate")
+        if "fool" in row["objective"] and value is not None and \
+                math.isclose(row["eps"], standard.get(Norm(row["norm"]), math.nan)):
+            metrics[f"{row['objective']} success at the median threshold, "
+                    f"{threat_label(row['norm'], row['eps'])}"] = float(value)
+    return metrics
 
 
 class _Merged:
