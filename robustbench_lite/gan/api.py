@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from robustbench_lite.api import usable_device
 from robustbench_lite.catalogue import Catalogue, catalogue_for
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import load_dataset
@@ -82,8 +83,6 @@ def audit_gan(combined: str | Path | GanPair | None = None, *,
     ``generator``, ``discriminator`` as `open_pair` (or a `GanPair`), real images from
     ``data``/``split``, the GAN ``matrix`` (``quick`` or ``standard``) on ``samples``
     latents and real images, quality in ``feature_model``'s feature space."""
-    from robustbench_lite.api import usable_device
-
     manager = manager or default_plugin_manager()
     catalogue = catalogue_for(manager)
     plan = gan_matrix(matrix)

@@ -16,7 +16,6 @@ full audit output; the after-report charts the training epochs) and ``comparison
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from robustbench_lite.api import usable_device
 from robustbench_lite.atomic import atomic_write_text
 from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.errors import GanError
@@ -41,8 +41,6 @@ from robustbench_lite.plugin_host import PluginManager, default_plugin_manager
 from robustbench_lite.reports.diff import render_diff_html
 from robustbench_lite.reports.outputs import write_outputs
 from robustbench_lite.results import AuditResult
-
-logger = logging.getLogger(__name__)
 
 DEFENSE = "d-at"
 #: Fields of `GanTrainingConfig` a ``d-at`` spec may set.
@@ -94,7 +92,7 @@ def harden_gan(pair: GanPair, defense: str, out: Path, *, epochs: int, batch_siz
     manager = manager or default_plugin_manager()
     catalogue = catalogue_for(manager)
     training, adversarial = parse_d_at(defense, epochs, batch_size, seed)
-    pair.to(device or "cpu")
+    pair.to(usable_device(device))
     train = real_images(data, "train", pair, catalogue)
     test = real_images(data, "test", pair, catalogue)
     features = feature_extractor(feature_model, tuple(test.input_shape), catalogue)
