@@ -169,8 +169,9 @@ def _harden_gan(context: click.Context, model: str | None, defense_specs: tuple[
     if not quiet:
         records = outcome.training.records
         if records:
-            click.echo(f"\nTrained {len(records)} epoch(s) in {outcome.training.seconds:.0f} s "
-                       f"({outcome.training.seconds / len(records):.1f} s per epoch)")
+            seconds = sum(record.seconds for record in records)  # resumed epochs included
+            click.echo(f"\nTrained {len(records)} epoch(s) in {seconds:.0f} s "
+                       f"({seconds / len(records):.1f} s per epoch)")
         table = formatted_diff_table(diff_table(outcome.before, outcome.after))
         click.echo(table.to_string(index=False))
         for name, before in outcome.before.task.metrics.items():

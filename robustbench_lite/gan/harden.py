@@ -125,8 +125,9 @@ def harden_gan(pair: GanPair, defense: str, out: Path, *, epochs: int, batch_siz
 
 def _metadata(pair: GanPair, trained: GanTrainingResult, defense: str) -> dict[str, str]:
     last = trained.records[-1] if trained.records else None
+    seconds = sum(record.seconds for record in trained.records)  # resumed epochs included
     values: dict[str, Any] = {"hardened_with": defense, "hardened_from": pair.sha256,
-                              "training_seconds": f"{trained.seconds:.1f}",
+                              "training_seconds": f"{seconds:.1f}",
                               "epochs": str(len(trained.records))}
     if last is not None and last.fd is not None:
         values["test_fd"] = f"{last.fd:.4f}"
