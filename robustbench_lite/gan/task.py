@@ -46,12 +46,6 @@ KEEP_REAL = 1
 DECISIONS = ("generated", "real")
 
 
-def accepts(outputs: torch.Tensor) -> torch.Tensor:
-    """Where D accepts the image as real (logit > 0); never where the logit is NaN or inf."""
-    logits = outputs.reshape(len(outputs), -1)[:, 0]
-    return (logits > 0) & torch.isfinite(logits)
-
-
 def keeps(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Where D's decision is ``labels``' (a non-finite logit keeps nothing)."""
     logits = outputs.reshape(len(outputs), -1)[:, 0]
