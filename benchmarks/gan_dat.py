@@ -3,7 +3,7 @@ latent attacks on D become, what it costs in image quality and training time.
 
 Three pairs, each audited with the same GAN matrix: the bundled GAN; a *control* that
 continues plain training (non-saturating loss, R1) for the same epochs; and the ``d-at``
-pair (`robustbench_lite.gan.training.AdversarialConfig` defaults, or ``--defense``).
+pair (`robustbench_lite.gan.training_config.AdversarialConfig` defaults, or ``--defense``).
 Printed: the worst-case latent fool-D success rate at the standard latent eps (Linf 0.25
 prior standard deviations) in z and w, pixel success rates, Fréchet and kernel distances
 in digits-cnn feature space, D's accuracy, seconds per epoch with and without d-at, and
@@ -23,9 +23,10 @@ import time
 from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.gan.api import audit_gan, open_pair, real_images
 from robustbench_lite.gan.harden import parse_d_at
-from robustbench_lite.gan.pair import GanPair, parameters_sha256
+from robustbench_lite.gan.pair import GanPair
 from robustbench_lite.gan.quality import default_features
 from robustbench_lite.gan.training import train_gan
+from robustbench_lite.models.robust_model import state_dict_sha256
 from robustbench_lite.plugin_host import default_plugin_manager
 from robustbench_lite.results import AuditResult
 
@@ -85,7 +86,7 @@ def main() -> None:
                             features=features, show_progress=True)
         seconds = (time.perf_counter() - started) / args.epochs
         pair = GanPair(trained.generator, trained.discriminator, label,
-                       parameters_sha256(trained.generator, trained.discriminator), "python")
+                       state_dict_sha256(trained.generator, trained.discriminator), "python")
         rows[label] = (audit_gan(pair, matrix=args.matrix, seed=args.seed), seconds)
     norm, eps = HEADLINE
     print(f"\n{args.defense}, {args.epochs} epochs, GAN matrix {args.matrix!r}; success "

@@ -19,11 +19,12 @@ from robustbench_lite.engine.settings import AuditSettings
 from robustbench_lite.gan.audit import run_gan_audit
 from robustbench_lite.gan.matrices import GanMatrix, gan_matrix
 from robustbench_lite.gan.networks import make_digits_gan
-from robustbench_lite.gan.pair import GanPair, parameters_sha256
+from robustbench_lite.gan.pair import GanPair
 from robustbench_lite.gan.quality import default_features
 from robustbench_lite.gan.task import KEEP_FAKE, KEEP_REAL, GanTask, LatentZFoolD, keeps
 from robustbench_lite.gan.views import ViewPlan, build_views
 from robustbench_lite.host.attack import attack_batch
+from robustbench_lite.models.robust_model import state_dict_sha256
 from robustbench_lite.reports.outputs import write_outputs
 from robustbench_lite.reports.render import render_html
 from robustbench_lite.results import AuditResult, read_results
@@ -45,7 +46,7 @@ def pair() -> GanPair:
     last = [m for m in discriminator.modules() if isinstance(m, nn.Linear)][-1]
     with torch.no_grad():
         last.bias -= made.realness(fakes).median()
-    made.sha256 = parameters_sha256(generator, discriminator)
+    made.sha256 = state_dict_sha256(generator, discriminator)
     return made
 
 
@@ -361,3 +362,39 @@ def test_a_stricter_d_cannot_move_the_median_threshold_success(
         rows[1][key]["median_threshold_success_rate"]
     assert rows[1][key]["median_threshold"] == pytest.approx(rows[0][key]["median_threshold"]
                                                              - 0.05, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def bundled_views(digits_test: EvalData) -> dict[str, object]:
+    from robustbench_lite.gan.api import open_pair
+
+    plan = ViewPlan({Norm.LINF: (0.0, 2.0), Norm.L2: (4.0,)},
+                    {Norm.LINF: (0.0, 0.3), Norm.L2: (3.0,)}, 64)
+    return {view.objective: view for view in build_views(open_pair(), digits_test, plan, 0)}
+
+
+@pytest.mark.parametrize("objective", ["latent-z-fool-d", "latent-w-fool-d",
+                                       "latent-z-rejected", "latent-w-rejected",
+                                       "pixel-real-rejected", "pixel-fake-accepted"])
+def test_a_strong_attack_reaches_every_objective_on_the_bundled_gan(
+        objective: str, bundled_views: dict[str, object], catalogue: Catalogue) -> None:
+    """PGD-50 with 3 restarts at a large budget flips D's decision on (nearly) every sample it attacks:
+    fools D with moved latents or pixels, or makes it reject; at eps 0 it flips none."""
+    from robustbench_lite.gan.views import View
+
+    view = bundled_views[objective]
+    assert isinstance(view, View)
+    task = GanTask(objective)
+    with torch.no_grad():
+        attacked = task.correct(view.model(view.data.x), view.data.y)
+    assert int(attacked.sum()) >= 16  # the bundled D keeps enough decisions to attack
+    attack = build_attack("pgd:steps=50,restarts=3", catalogue)
+    for threat in view.threats:
+        result = attack_batch(attack, view.model, view.data.x, view.data.y, threat, seed=0,
+                              task=task)
+        assert result.valid.all(), result.problems
+        reached = float((result.success & attacked).sum() / attacked.sum())
+        if threat.eps == 0:
+            assert reached == 0.0
+        else:
+            assert reached >= 0.95, (threat.label, reached)

@@ -26,7 +26,8 @@ from robustbench_lite.gan.quality import (
     kernel_distance,
     measure_quality,
 )
-from robustbench_lite.gan.training import AdversarialConfig, GanTrainingConfig, train_gan
+from robustbench_lite.gan.training import train_gan
+from robustbench_lite.gan.training_config import AdversarialConfig, GanTrainingConfig
 from robustbench_lite.semantic.measure import load_shape_classifier
 from tests.cli_runner import invoke
 

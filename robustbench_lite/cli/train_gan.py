@@ -14,7 +14,8 @@ from robustbench_lite.gan.files import save_gan
 from robustbench_lite.gan.networks import DigitsGanConfig, make_digits_gan
 from robustbench_lite.gan.pair import GanPair
 from robustbench_lite.gan.quality import digits_features, measure_quality
-from robustbench_lite.gan.training import GanTrainingConfig, train_gan
+from robustbench_lite.gan.training import train_gan
+from robustbench_lite.gan.training_config import GanTrainingConfig
 from robustbench_lite.plugin_host import default_plugin_manager
 
 DEFAULTS = GanTrainingConfig()

@@ -11,30 +11,18 @@ surrogate. Cost to the adversary: one query per held-out sample.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
 import torch
-from torch import nn
 
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.errors import ModelDataMismatchError
-from robustbench_lite.models.robust_model import LoadInfo, RobustModel
+from robustbench_lite.models.robust_model import LoadInfo, RobustModel, state_dict_sha256
 from robustbench_lite.models.zoo.surrogate_cnn import SurrogateCNN
 from robustbench_lite.training.loop import TrainingRecipe, deterministic_torch, train_classifier
 
 logger = logging.getLogger(__name__)
-
-
-def state_dict_sha256(module: nn.Module) -> str:
-    """Hex sha256 of a module's state dict: each entry's name, then its tensor's raw bytes
-    (CPU, contiguous, as bytes), in the state dict's order."""
-    digest = hashlib.sha256()
-    for key, tensor in module.state_dict().items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def train_surrogate(model: RobustModel, data: EvalData, *, seed: int = 0, epochs: int = 30,

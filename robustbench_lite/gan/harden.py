@@ -29,13 +29,10 @@ from robustbench_lite.catalogue import catalogue_for
 from robustbench_lite.errors import GanError
 from robustbench_lite.gan.api import audit_gan, feature_extractor, real_images
 from robustbench_lite.gan.files import save_pair
-from robustbench_lite.gan.pair import GanPair, parameters_sha256
-from robustbench_lite.gan.training import (
-    AdversarialConfig,
-    GanTrainingConfig,
-    GanTrainingResult,
-    train_gan,
-)
+from robustbench_lite.gan.pair import GanPair
+from robustbench_lite.gan.training import GanTrainingResult, train_gan
+from robustbench_lite.gan.training_config import AdversarialConfig, GanTrainingConfig
+from robustbench_lite.models.robust_model import state_dict_sha256
 from robustbench_lite.params import check_types, parse_spec
 from robustbench_lite.plugin_host import PluginManager, default_plugin_manager
 from robustbench_lite.reports.diff import render_diff_html
@@ -107,7 +104,7 @@ def harden_gan(pair: GanPair, defense: str, out: Path, *, epochs: int, batch_siz
                         test.x.to(pair.device), training, adversarial, features=features,
                         checkpoint_dir=out, resume=resume, show_progress=show_progress)
     hardened = GanPair(trained.generator, trained.discriminator, f"{pair.name} (d-at)",
-                       parameters_sha256(trained.generator, trained.discriminator),
+                       state_dict_sha256(trained.generator, trained.discriminator),
                        pair.format, {**pair.metadata, "hardened": defense})
     paths = {f"model{index}": path for index, path in enumerate(save_pair(
         hardened, out, _metadata(pair, trained, defense)))}

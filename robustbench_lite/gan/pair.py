@@ -14,7 +14,6 @@ The discriminator is an ``nn.Module``: images in [0, 1] to one realness logit pe
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -138,13 +137,3 @@ class GanPair:
         mapping = mapping_of(self.generator)
         w = torch.cat([mapping(z[i:i + 512].to(self.device)).cpu() for i in range(0, n, 512)])
         return w.mean(dim=0), w.std(dim=0).clamp_min(1e-6)
-
-
-def parameters_sha256(*modules: nn.Module) -> str:
-    """A hash of the modules' parameters and buffers (for pairs built in Python)."""
-    digest = hashlib.sha256()
-    for module in modules:
-        for name, tensor in sorted(module.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()

@@ -12,6 +12,7 @@ it fake; pixel-space PGD raises a generated image's realness within ``eps`` in [
 D learns to call it fake. With ``pixel``, the same fraction of the reals is replaced by
 reals whose realness PGD lowered, labelled real. The eps grow linearly over
 ``curriculum_epochs``. With ``train_generator`` G keeps training against the hardened D.
+The settings: `robustbench_lite.gan.training_config`.
 
 The defaults harden D for the given G (``train_generator`` off; ``mix`` 1, z eps 0.75,
 w eps 0.5, 5 PGD steps, 2 curriculum epochs). Measured on the bundled digits GAN
@@ -42,7 +43,6 @@ import copy
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,102 +52,19 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from robustbench_lite.errors import GanError, ThreatModelError
+from robustbench_lite.errors import GanError
 from robustbench_lite.gan.adversary import call_method, latent_pgd, pixel_pgd
 from robustbench_lite.gan.losses import discriminator_loss, generator_loss, r1_penalty
-from robustbench_lite.gan.pair import GanPair, parameters_sha256
+from robustbench_lite.gan.pair import GanPair
 from robustbench_lite.gan.quality import FeatureExtractor, measure_quality
-from robustbench_lite.threat import Norm
+from robustbench_lite.gan.training_config import AdversarialConfig, GanTrainingConfig
+from robustbench_lite.models.robust_model import state_dict_sha256
 from robustbench_lite.training.checkpoint import load_checkpoint, save_checkpoint
 from robustbench_lite.training.loop import deterministic_torch
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT = "gan_checkpoint.pt"
-SPACES = ("latent-z", "latent-w", "pixel")
-
-
-@dataclass(frozen=True)
-class GanTrainingConfig:
-    """Hyperparameters of a GAN training run (the defaults made the bundled digits GAN).
-    ``quality_samples`` generated images are compared with the test images after each
-    epoch (FD, KID)."""
-
-    epochs: int = 120
-    batch_size: int = 64
-    lr_g: float = 2e-3
-    lr_d: float = 2e-3
-    betas: tuple[float, float] = (0.0, 0.99)
-    r1_gamma: float = 0.5
-    d_steps: int = 1
-    label_smoothing: float = 0.0
-    ema_decay: float = 0.99
-    seed: int = 0
-    quality_samples: int = 1000
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "d_steps", "quality_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise GanError(f"`{name}` must be a whole number >= 1, got {value!r}")
-        for name in ("lr_g", "lr_d"):
-            if not 0 < getattr(self, name) < math.inf:
-                raise GanError(f"`{name}` must be a positive number, got {getattr(self, name)}")
-        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
-            raise GanError(f"`betas` must be two numbers in [0, 1), got {self.betas}")
-        if not 0 <= self.r1_gamma < math.inf:
-            raise GanError(f"`r1_gamma` must be a number >= 0, got {self.r1_gamma}")
-        if not 0 <= self.label_smoothing < 1:
-            raise GanError(f"`label_smoothing` must be in [0, 1), got {self.label_smoothing}")
-        if not 0 <= self.ema_decay < 1:
-            raise GanError(f"`ema_decay` must be in [0, 1), got {self.ema_decay}")
-
-    def as_metadata(self) -> dict[str, str]:
-        return {f"train_{key}": str(value) for key, value in asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class AdversarialConfig:
-    """Discriminator adversarial training (see the module docstring). ``z_eps`` and
-    ``w_eps`` are in prior standard deviations, ``pixel_eps`` in [0, 1] units; PGD takes
-    ``steps`` steps of ``2.5 * eps / steps`` in ``norm``."""
-
-    spaces: tuple[str, ...] = ("latent-z", "latent-w")
-    mix: float = 1.0
-    z_eps: float = 0.75
-    w_eps: float = 0.5
-    pixel_eps: float = 0.05
-    norm: str = "linf"
-    steps: int = 5
-    curriculum_epochs: int = 2
-    train_generator: bool = False
-
-    def __post_init__(self) -> None:
-        unknown = [space for space in self.spaces if space not in SPACES]
-        if unknown or not self.spaces or len(set(self.spaces)) != len(self.spaces):
-            raise GanError(f"`spaces` must be distinct names from {', '.join(SPACES)}, got "
-                           f"{list(self.spaces)}")
-        if not 0 < self.mix <= 1:
-            raise GanError(f"`mix` must be in (0, 1], got {self.mix}")
-        for name in ("z_eps", "w_eps", "pixel_eps"):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise GanError(f"`{name}` must be a number >= 0, got {getattr(self, name)}")
-        if self.steps < 1 or self.curriculum_epochs < 0:
-            raise GanError(f"`steps` must be >= 1 and `curriculum_epochs` >= 0, got "
-                           f"{self.steps} and {self.curriculum_epochs}")
-        try:
-            lp = Norm.parse(self.norm).is_lp
-        except ThreatModelError:
-            lp = False
-        if not lp:
-            raise GanError(f"`norm` must be linf, l2 or l1, got {self.norm!r}")
-
-    def ramp(self, epoch: int) -> float:
-        """The fraction of the final eps used in ``epoch`` (0-based)."""
-        if self.curriculum_epochs == 0:
-            return 1.0
-        return min(1.0, (epoch + 1) / self.curriculum_epochs)
-
 
 @dataclass(frozen=True)
 class EpochRecord:
@@ -225,7 +142,7 @@ class _Trainer:
                   "adversarial": None if self.adversarial is None else asdict(self.adversarial),
                   "train": tensor_sha256(self.real_train), "test": tensor_sha256(self.real_test),
                   "features": None if self.features is None else self.features.name,
-                  "start": parameters_sha256(self.pair.generator, self.pair.discriminator)}
+                  "start": state_dict_sha256(self.pair.generator, self.pair.discriminator)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()
                               ).hexdigest()
 

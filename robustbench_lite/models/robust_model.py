@@ -80,3 +80,15 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def state_dict_sha256(*modules: nn.Module) -> str:
+    """Hex sha256 of the modules' state dicts, in order: each entry's name, then its tensor's
+    raw bytes (CPU, contiguous), in the state dict's order (for models built in Python)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for key, tensor in module.state_dict().items():
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+                          .numpy().tobytes())
+    return digest.hexdigest()
