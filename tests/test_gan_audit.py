@@ -378,8 +378,9 @@ def bundled_views(digits_test: EvalData) -> dict[str, object]:
                                        "pixel-real-rejected", "pixel-fake-accepted"])
 def test_a_strong_attack_reaches_every_objective_on_the_bundled_gan(
         objective: str, bundled_views: dict[str, object], catalogue: Catalogue) -> None:
-    """PGD-50 with 3 restarts at a large budget flips D's decision on (nearly) every sample it attacks:
-    fools D with moved latents or pixels, or makes it reject; at eps 0 it flips none."""
+    """PGD-50 with 3 restarts at a large budget flips D's decision on (nearly) every sample
+    it attacks: fools D with moved latents or pixels, or makes it reject; at eps 0 it flips
+    none."""
     from robustbench_lite.gan.views import View
 
     view = bundled_views[objective]
