@@ -33,7 +33,6 @@ from robustbench_lite.catalogue import Catalogue, catalogue_for
 from robustbench_lite.data.eval_data import EvalData
 from robustbench_lite.data.resolve import load_dataset
 from robustbench_lite.defenses.base import DefenseContext
-from robustbench_lite.defenses.gaussian import GaussianAugmentation
 from robustbench_lite.defenses.spec import build_recipe
 from robustbench_lite.errors import DefenseError
 from robustbench_lite.matrix.core import ThreatMatrix
@@ -117,16 +116,15 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
     ``defenses`` (specs such as ``pgd-at:steps=10``) on the train split of ``data``, auditing
     it before and after on the test split with ``matrix``. See the module docstring for the
     files written into ``out``; ``cell_time_limit`` as for `robustbench_lite.api.audit`.
-    With ``gaussian-augmentation`` among the defenses both audits add the
-    randomized-smoothing certificate at its sigma."""
+    When a defense trains for randomized smoothing (`Defense.smoothing_sigma`, as
+    ``gaussian-augmentation`` does) both audits add the smoothing certificate at its sigma."""
     settings = settings or HardenSettings()
     options = options or ModelOptions()
     manager = manager or default_plugin_manager()
     catalogue = catalogue_for(manager)
     recipe = build_recipe(defenses, catalogue)
-    noise = next((d for d in recipe.defenses if isinstance(d, GaussianAugmentation)), None)
     prepare_audit = partial(prepare, matrix=matrix, options=options, transfer=transfer,
-                            smoothing_sigma=None if noise is None else noise.sigma,
+                            smoothing_sigma=recipe.smoothing_sigma,
                             seed=settings.seed, n_samples=n_samples, device=device,
                             cell_time_limit=cell_time_limit, show_progress=show_progress,
                             command=command, manager=manager)
@@ -150,7 +148,7 @@ def harden(model: str | Path | None = None, data: str | None = None, *,
                        options.arch_kwargs)
     paths.update(_write_log(hardener.log, out))
     hardened = _reopen(paths, architecture, options, before_job.model, catalogue,
-                       before_job.data) if saved_architecture is not None or module is starting \
+                       before_job.data) if module is starting \
         else _wrapped(trained, paths["torchscript"], before_job.model)
     after = run_job(prepare_audit(hardened, before_job.data,
                                   store=out / "after" / "results.sqlite"))

@@ -10,6 +10,16 @@ from typing import ClassVar, TypeVar
 SomeSizes = TypeVar("SomeSizes", bound="NetworkSizes")
 
 
+def size_problem(value: object, low: int, high: int) -> str | None:
+    """Why ``value`` is not a whole number from ``low`` to ``high`` (``must be ...``, with
+    the value shortened); None when it is."""
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+        return None
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"must be a whole number from {low} to {high}, got {shown}"
+
+
 @dataclass(frozen=True)
 class NetworkSizes:
     """Base of frozen dataclasses whose fields are all sizes (whole numbers); subclasses add
@@ -20,10 +30,9 @@ class NetworkSizes:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if isinstance(value, bool) or not isinstance(value, int) or \
-                    not 1 <= value <= self.LARGEST:
-                raise ValueError(f"{name} must be a whole number from 1 to {self.LARGEST}, "
-                                 f"got {str(value)[:40]!r}")
+            problem = size_problem(value, 1, self.LARGEST)
+            if problem is not None:
+                raise ValueError(f"{name} {problem}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

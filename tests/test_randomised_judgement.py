@@ -187,3 +187,12 @@ class ModelAverage:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.model(x) for _ in range(self.draws)]).mean(dim=0)
+
+
+def test_one_draw_is_refused_for_it_would_judge_a_randomised_model_by_its_clean_pass(
+        default_model: RobustModel, digits_test: EvalData) -> None:
+    from robustbench_lite.api import audit
+
+    with pytest.raises(ValueError, match="draws must be at least 2"):
+        audit(default_model, digits_test.subset(8), attacks=["fgsm"], threats=["linf:0.1"],
+              draws=1, checks=False, transfer=False)

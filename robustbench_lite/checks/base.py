@@ -88,7 +88,9 @@ class CheckContext:
     """What a check sees. ``probe_x``/``probe_y`` are up to `PROBE_SAMPLES` samples the
     task judges correct, on the model's device. ``result`` and ``outcomes`` are set for
     ``after`` checks; ``before`` checks add to ``adaptations``. ``draws`` > 1: the model is
-    randomised and the host judges each example over that many forward draws."""
+    randomised and the host judges each example over that many forward draws;
+    ``probe_clean_scores`` then holds the probe samples' fresh expected correctness on clean
+    input (from the engine's clean pass; None: the checks draw it themselves)."""
 
     model: RobustModel
     data: EvalData
@@ -99,6 +101,7 @@ class CheckContext:
     seed: int
     task: Task = CLASSIFICATION
     draws: int = 1
+    probe_clean_scores: np.ndarray | None = None
     result: AuditResult | None = None
     outcomes: list[CellOutcome] = field(default_factory=list)
     adaptations: list[Adaptation] = field(default_factory=list)

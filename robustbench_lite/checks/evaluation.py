@@ -82,9 +82,11 @@ class EpsZeroCheck(Check):
 
     def _in_expectation(self, context: CheckContext) -> SanityCheck | None:
         n = len(context.probe_y)
-        clean = score_over_draws(context.model, context.probe_x,
-                            partial(context.task.correct, labels=context.probe_y), None,
-                            context.draws).fresh.cpu().numpy()
+        clean = context.probe_clean_scores
+        if clean is None:
+            clean = score_over_draws(context.model, context.probe_x,
+                                     partial(context.task.correct, labels=context.probe_y),
+                                     None, context.draws).fresh.cpu().numpy()
         findings: list[tuple[float, float, Attack, Norm]] = []
         for norm in _norms(context):
             attack = self._strongest_gradient(context, norm)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from robustbench_lite.attacks.base import Attack, AttackKind
@@ -22,17 +23,20 @@ logger = logging.getLogger(__name__)
 
 def probe_context(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[Attack],
                   threats: Sequence[ThreatModel], correct: torch.Tensor,
-                  seed: int, draws: int = 1) -> CheckContext:
+                  seed: int, draws: int = 1,
+                  clean_scores: np.ndarray | None = None) -> CheckContext:
     """The context of a run's checks; its probe batch is the first `PROBE_SAMPLES`
     samples the task judges correct. The checks reason about pixel-space balls, so they see
     the Lp threat models only (semantic cells still count in `every attack ran` and `valid
-    adversarial examples`, which read the result)."""
+    adversarial examples`, which read the result). ``clean_scores``: a randomised model's
+    ``(2, n)`` clean selection and fresh scores, from the engine's clean pass."""
     chosen = torch.nonzero(correct).flatten()[:PROBE_SAMPLES]
     lp_threats = [threat for threat in threats if threat.norm.is_lp]
     return CheckContext(model=model, data=data, attacks=list(attacks), threats=lp_threats,
                         probe_x=data.x[chosen].to(model.device),
                         probe_y=data.y[chosen].to(model.device), seed=seed, task=task,
-                        draws=draws)
+                        draws=draws, probe_clean_scores=None if clean_scores is None
+                        else clean_scores[1][chosen.numpy()])
 
 
 def run_checks(checks: Sequence[Check], stage: CheckStage, context: CheckContext,

@@ -87,6 +87,12 @@ class Defense(Parametrised, ABC):
         return repr(self)
 
     @property
+    def smoothing_sigma(self) -> float | None:
+        """The noise level of the randomized-smoothing certificate that the audits before
+        and after this defense should add (None: none; a noise-training defense sets it)."""
+        return None
+
+    @property
     def transforms_model(self) -> bool:
         return type(self).transform_model is not Defense.transform_model
 
@@ -133,6 +139,12 @@ class Recipe:
     @property
     def objective(self) -> Defense | None:
         return next((d for d in self.defenses if d.owns_loss), None)
+
+    @property
+    def smoothing_sigma(self) -> float | None:
+        """The first defense's `Defense.smoothing_sigma` that is set, else None."""
+        return next((d.smoothing_sigma for d in self.defenses
+                     if d.smoothing_sigma is not None), None)
 
     def prepare(self, context: DefenseContext) -> None:
         for defense in self.defenses:

@@ -26,10 +26,13 @@ def check_number(defense: str, name: str, value: object, valid: Callable[[float]
     return number
 
 
-def check_steps(defense: str, steps: object, name: str = "steps") -> int:
-    """``steps`` (or another count called ``name``) as an integer >= 1."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise DefenseError(f"`defense` {defense}: {name} must be an integer >= 1, "
+def check_steps(defense: str, steps: object, name: str = "steps",
+                high: int | None = None) -> int:
+    """``steps`` (or another count called ``name``) as an integer >= 1 (and <= ``high``)."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or \
+            (high is not None and steps > high):
+        limits = ">= 1" if high is None else f"from 1 to {high}"
+        raise DefenseError(f"`defense` {defense}: {name} must be an integer {limits}, "
                            f"got {steps!r}")
     return steps
 

@@ -47,6 +47,11 @@ class GaussianAugmentation(Defense):
                                   "a number with 0 < ratio <= 1")
         self._set_params(sigma=self.sigma, ratio=self.ratio)
 
+    @property
+    def smoothing_sigma(self) -> float:
+        """The smoothed classifier this defense trains for adds noise of ``sigma``."""
+        return self.sigma
+
     def perturb(self, step: TrainingStep) -> torch.Tensor:
         noisy = (step.x + self.sigma * noise("normal", step.x, step.generator)).clamp(0, 1)
         if self.ratio == 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from robustbench_lite.defenses.base import Defense
-from robustbench_lite.defenses.checking import check_number
+from robustbench_lite.defenses.checking import check_number, check_steps
 from robustbench_lite.defenses.preprocessing import (
     BitDepth,
     GaussianNoise,
@@ -24,13 +24,6 @@ KIND_PARAMETER = {"bit-depth": "bits", "jpeg": "quality", "resize-pad": "max_sca
 
 DEFAULTS: dict[str, int | float] = {"bits": 3, "quality": 75, "max_scale": 1.25,
                                     "sigma": 0.1}
-
-
-def _check_integer(defense: str, name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise DefenseError(f"`defense` {defense}: {name} must be an integer from {low} to "
-                           f"{high}, got {value!r}")
-    return value
 
 
 class InputTransform(Defense):
@@ -104,9 +97,9 @@ class InputTransform(Defense):
             chosen = given[parameter]
             values[parameter] = DEFAULTS[parameter] if chosen is None else chosen
         if "bits" in values:
-            values["bits"] = _check_integer(self.name, "bits", values["bits"], 1, 8)
+            values["bits"] = check_steps(self.name, values["bits"], "bits", high=8)
         if "quality" in values:
-            values["quality"] = _check_integer(self.name, "quality", values["quality"], 1, 100)
+            values["quality"] = check_steps(self.name, values["quality"], "quality", high=100)
         if "max_scale" in values:
             values["max_scale"] = check_number(self.name, "max_scale", values["max_scale"],
                                                lambda v: 1 < v <= 2,

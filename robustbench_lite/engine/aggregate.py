@@ -20,11 +20,7 @@ CURVE_POINTS = 25
 def fraction(mask: np.ndarray) -> float:
     """Exact fraction of True entries (count / total); for per-sample scores in [0, 1],
     their mean."""
-    if not len(mask):
-        return 0.0
-    if mask.dtype == np.bool_:
-        return int(mask.sum()) / len(mask)
-    return float(mask.sum()) / len(mask)
+    return float(mask.sum()) / len(mask) if len(mask) else 0.0
 
 
 def merge_shards(records: Sequence[UnitRecord]) -> UnitRecord:
@@ -34,8 +30,7 @@ def merge_shards(records: Sequence[UnitRecord]) -> UnitRecord:
     details = list(dict.fromkeys(d for r in records for d in r.violation_details))
     success = [np.zeros(len(r.robust), dtype=bool) if r.success is None else r.success
                for r in records]
-    scores = [r.expectation for r in records if r.expectation is not None
-              and r.expectation.shape[1] == len(r.robust)]
+    scores = [r.expectation for r in records if r.expectation is not None]
     expectation = np.concatenate(scores, axis=1) if len(scores) == len(records) else None
     return UnitRecord(
         first.key, np.concatenate([r.robust for r in records]),
@@ -64,13 +59,13 @@ def expected_scores(record: UnitRecord, attacked: np.ndarray,
 
 def cell_result(attack: Attack, threat: ThreatModel, objective: str, record: UnitRecord,
                 attacked: np.ndarray, correct: np.ndarray,
-                targets_sha256: str | None = None, clean: np.ndarray | None = None,
+                targets_sha256: str | None = None, scores: np.ndarray | None = None,
                 draws: int = 1) -> CellResult:
     """The cell of ``attack`` at ``threat``; ``attacked`` marks the samples it was run on,
     ``correct`` those the task judges correct on clean input (a correct sample that was not
     attacked, for want of a target, still counts as correct). For a randomised model
-    ``clean`` holds the ``(2, n)`` clean selection and fresh scores over ``draws`` draws:
-    accuracy is then the mean fresh score, with its standard error."""
+    ``scores`` holds the cell's `expected_scores` over ``draws`` draws: accuracy is then the
+    mean fresh score, with its standard error."""
     base = CellResult(attack=attack.name, params=attack.params, norm=threat.norm.value,
                       eps=threat.eps, targeted=threat.targeted, accuracy=None,
                       success_rate=None, n_samples=len(attacked), mean_distance=None,
@@ -88,7 +83,6 @@ def cell_result(attack: Attack, threat: ThreatModel, objective: str, record: Uni
     base.success_rate = success_rate(reached, attacked)
     base.mean_distance = float(measured.mean()) if len(measured) else None
     base.max_distance = float(measured.max()) if len(measured) else None
-    scores = None if clean is None else expected_scores(record, attacked, clean)
     if scores is not None and record.expectation is not None:
         base.accuracy = fraction(scores[1])
         base.standard_error = standard_error(scores[1], draws)

@@ -161,7 +161,8 @@ def clean_scores(model: RobustModel, data: EvalData, task: Task, draws: int,
 
 def _probes(run: AuditRun) -> None:
     run.checking = probe_context(run.model, run.data, run.task, run.attacks, run.threats,
-                                 run.correct, run.settings.seed, run.settings.draws or 1)
+                                 run.correct, run.settings.seed, run.settings.draws or 1,
+                                 run.clean_scores)
     run.findings = run_checks(run.checks, CheckStage.BEFORE, run.checking,
                               on_failure=lambda name, why: run.note("checks", name, "failed",
                                                                     why))
@@ -215,7 +216,7 @@ def _certificate(run: AuditRun) -> None:
     run.finished().certificate = certificate(run.model, run.data, l2_eps)
     if run.settings.smoothing_sigma is not None:
         run.finished().certificate["smoothing"] = smoothing_certificate(
-            run.model, run.data, l2_eps, run.settings)
+            run.model, run.data, l2_eps, run.settings.smoothing_sigma, run.settings)
 
 
 def _transfer(run: AuditRun) -> None:
@@ -264,7 +265,12 @@ def run_audit(model: RobustModel, data: EvalData, attacks: Sequence[Attack],
               certify: bool = False) -> AuditResult:
     """Evaluate ``model`` on ``data`` under every attack x threat model, judged by ``task``,
     through `STAGES`. ``transfer`` adds the transferability table, ``certify`` the Lipschitz
-    certificate; ``checks`` run before (probes) and after (on the finished result)."""
+    certificate; ``checks`` run before (probes) and after (on the finished result).
+    ``settings.draws`` must be None or at least 2 (`ValueError`): one draw would judge a
+    randomised model by a single noisy pass."""
+    if settings.draws is not None and (isinstance(settings.draws, bool) or settings.draws < 2):
+        raise ValueError(f"draws must be at least 2 (judging a randomised model in "
+                         f"expectation) or None (chosen automatically), got {settings.draws}")
     torch.manual_seed(settings.seed)
     run = AuditRun(model, data, task, list(attacks), threats, settings, plugins, store,
                    executor or InProcessExecutor(), checks, transfer, certify,

@@ -177,15 +177,15 @@ def run_grid(model: RobustModel, data: EvalData, task: Task, attacks: Sequence[A
                     records.update(runner.run(units, bar))
                     earlier.append(repr(attack))
                 record = merge_shards([records[unit.key.digest()] for unit in units])
+                scores = None if clean_scores is None else expected_scores(
+                    record, attacked.numpy(), clean_scores)
                 cell = cell_result(attack, threat, goal.objective, record, attacked.numpy(),
-                                   correct_np, goal.targets_sha256, clean_scores,
+                                   correct_np, goal.targets_sha256, scores,
                                    settings.draws or 1)
                 cell.batch_size = min((runner.batch_sizes[unit.key.digest()] for unit in units
                                        if unit.key.digest() in runner.batch_sizes),
                                       default=None)
                 result.cells.append(cell)
-                scores = None if clean_scores is None else expected_scores(
-                    record, attacked.numpy(), clean_scores)
                 if record.error is None and record.skipped is None:
                     withstood = record.robust if goal.targets is None or record.success is None \
                         else ~record.success  # targeted: the target was not reached

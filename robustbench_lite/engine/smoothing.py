@@ -30,15 +30,12 @@ SMOOTHING_BATCH_FACTOR = 32
 
 
 def smoothing_certificate(model: RobustModel, data: EvalData, l2_eps: Sequence[float],
-                          settings: AuditSettings) -> dict[str, Any]:
+                          sigma: float, settings: AuditSettings) -> dict[str, Any]:
     """``{"available": True, "sigma", "n0", "n", "alpha", "abstained", "accuracy",
     "certified": [{"radius", "accuracy"}]}`` at `RADII` and the audit's L2 eps, or
     ``{"available": False, "reason"}``. The noise comes from a generator on the model's
     device seeded with the audit's seed; forward passes take `SMOOTHING_BATCH_FACTOR` times
     the audit's batch size of noisy inputs."""
-    sigma = settings.smoothing_sigma
-    if sigma is None:
-        return {"available": False, "reason": "no smoothing sigma was given"}
     radii = sorted({*RADII, *(float(eps) for eps in l2_eps)})
     generator = torch.Generator(device=model.device).manual_seed(settings.seed)
     try:

@@ -13,6 +13,7 @@ from torch import nn
 
 from robustbench_lite.errors import ModelLoadError
 from robustbench_lite.limits import MAX_CLASSES, gib, memory_bytes
+from robustbench_lite.sizes import size_problem
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,9 @@ def check_size_arguments(kwargs: Mapping[str, Any], where: str,
     for name, (low, high) in SIZE_ARGUMENTS.items():
         if name not in kwargs:
             continue
-        value = kwargs[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            shown = repr(value)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise ModelLoadError(f"{where} {name} must be a whole number from {low} to "
-                                 f"{high}, got {shown}; {fix}")
+        problem = size_problem(kwargs[name], low, high)
+        if problem is not None:
+            raise ModelLoadError(f"{where} {name} {problem}; {fix}")
 
 
 def module_bytes(build: Callable[..., Any], kwargs: Mapping[str, Any]) -> int | None:
